@@ -1,0 +1,22 @@
+# facetviz: multifaceted feature visualization as a Snakemake workflow.
+# Stages live in workflow/rules/, one file each; the logic they call lives in src/facetviz/.
+
+# A --configfile replaces the default instead of being merged into it (Snakemake merges dicts,
+# which would mix, say, a test's label_map into the default's).
+if not config:
+
+    configfile: "config/config.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/activations.smk"
+include: "workflow/rules/facets.smk"
+include: "workflow/rules/synthesize.smk"
+include: "workflow/rules/figures.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        final_outputs(),

@@ -1,0 +1,5 @@
+import sys
+
+from facetviz.cli import main
+
+sys.exit(main())

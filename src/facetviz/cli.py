@@ -1,0 +1,173 @@
+"""Command line: one subcommand per pipeline stage, called by the workflow's rules.
+
+Each stage takes `--settings`, a JSON object with the config sections it depends on (the rule
+passes it as a param, so Snakemake reruns the stage when any of them changes), and paths.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from facetviz.errors import FacetvizError
+from facetviz.progress import log, setup_logging
+
+
+def _network(settings: dict[str, Any], weights: str | None):
+    from facetviz.data import input_spec
+    from facetviz.models import load_network
+
+    shape, class_names = input_spec(settings["dataset"])
+    return load_network(settings["model"], shape, len(class_names), weights)
+
+
+def _device(settings: dict[str, Any]):
+    from facetviz.models import resolve_device
+
+    return resolve_device(settings.get("device", "auto"))
+
+
+def cmd_train(args: argparse.Namespace, settings: dict[str, Any]) -> None:
+    from facetviz.train import train_embedded
+
+    metrics = train_embedded(
+        settings["dataset"],
+        settings["model"],
+        settings["seed"],
+        settings.get("device", "auto"),
+        args.checkpoint,
+        args.metrics,
+    )
+    if metrics["test_accuracy"] < 0.5:
+        log.warning(
+            "test accuracy %.3f is low: the facets of an untrained model say little",
+            metrics["test_accuracy"],
+        )
+
+
+def cmd_activations(args: argparse.Namespace, settings: dict[str, Any]) -> None:
+    from facetviz.activations import extract
+    from facetviz.data import open_dataset
+
+    dataset = open_dataset(settings["dataset"], seed=settings["seed"])
+    extract(
+        _network(settings, args.weights or None),
+        dataset,
+        settings["facet_layer"],
+        settings["target_layers"],
+        args.out,
+        settings["batch_size"],
+        settings["dataset"].get("workers", 0),
+        _device(settings),
+    )
+
+
+def cmd_facets(args: argparse.Namespace, settings: dict[str, Any]) -> None:
+    from facetviz.data import open_dataset
+    from facetviz.facets import discover
+
+    dataset = open_dataset(settings["dataset"], seed=settings["seed"])
+    discover(
+        args.activations,
+        dataset,
+        settings["neuron"],
+        settings["facets"],
+        settings["seed"],
+        args.out_h5,
+        args.out_json,
+    )
+
+
+def cmd_synthesize(args: argparse.Namespace, settings: dict[str, Any]) -> None:
+    from facetviz.synthesis.job import synthesize_neuron
+
+    synthesize_neuron(
+        _network(settings, args.weights or None),
+        args.facets,
+        settings["synthesis"],
+        settings["seed"],
+        args.out_dir,
+        _device(settings),
+    )
+
+
+def cmd_figure(args: argparse.Namespace, settings: dict[str, Any]) -> None:
+    from facetviz.data import open_dataset
+    from facetviz.figures import neuron_figure
+
+    dataset = open_dataset(settings["dataset"], seed=settings["seed"])
+    neuron_figure(args.facets, args.synthesis, dataset, args.out, settings["figures"]["examples"])
+
+
+def cmd_overview(args: argparse.Namespace, settings: dict[str, Any]) -> None:
+    from facetviz.figures import overview_figure
+
+    overview_figure(settings["names"], args.synthesis, args.out)
+
+
+def _limit_threads(threads: int) -> None:
+    """Keep parallel jobs from oversubscribing cores (before numpy/torch start their pools)."""
+    import os
+
+    for variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[variable] = str(threads)
+    import torch
+
+    torch.set_num_threads(threads)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="facetviz", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def stage(name: str, func, help_text: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_text)
+        p.add_argument(
+            "--settings", required=True, help="JSON object of the config this stage uses"
+        )
+        p.add_argument("--threads", type=int, default=None, help="CPU threads (default: all)")
+        p.set_defaults(func=func)
+        return p
+
+    p = stage("train", cmd_train, "train the embedded CNN")
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--metrics", required=True)
+    p = stage("activations", cmd_activations, "forward pass into HDF5")
+    p.add_argument("--weights", default=None)
+    p.add_argument("--out", required=True)
+    p = stage("facets", cmd_facets, "cluster one neuron's images into facets")
+    p.add_argument("--activations", required=True)
+    p.add_argument("--out-h5", required=True)
+    p.add_argument("--out-json", required=True)
+    p = stage("synthesize", cmd_synthesize, "optimize one image per facet")
+    p.add_argument("--weights", default=None)
+    p.add_argument("--facets", required=True)
+    p.add_argument("--out-dir", required=True)
+    p = stage("figure", cmd_figure, "one neuron's facets figure")
+    p.add_argument("--facets", required=True)
+    p.add_argument("--synthesis", required=True)
+    p.add_argument("--out", required=True)
+    p = stage("overview", cmd_overview, "facet images of every neuron in one figure")
+    p.add_argument("--synthesis", nargs="+", required=True)
+    p.add_argument("--out", required=True)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.threads:
+        _limit_threads(args.threads)
+    setup_logging()
+    try:
+        settings = json.loads(args.settings)
+        args.func(args, settings)
+    except FacetvizError as err:
+        log.error("%s", err)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,71 @@
+"""Checks of a run config that need the model: layers exist, units and classes are in range.
+
+The schema (workflow/schemas/config.schema.yaml) has already checked keys and types; this runs
+next, at workflow parse time, on the meta device, so a bad layer or unit stops the run before
+any job starts.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from facetviz.data import input_spec
+from facetviz.errors import ConfigError
+from facetviz.models import meta_architecture, output_shapes, resolve_layer
+
+
+def check_run_config(config: dict[str, Any]) -> list[dict[str, Any]]:
+    """Validate the model-dependent parts of `config`; return the neurons, fully resolved.
+
+    Resolved neurons carry `class` as an integer index (or None for select: top) and `units`, the
+    size of their layer. Raises ConfigError naming the offending key.
+    """
+    input_shape, class_names = input_spec(config["dataset"])
+    model_cfg = config["model"]
+    num_classes = model_cfg.get("num_classes") or len(class_names)
+    neurons = config["neurons"]
+    layers = [config["facets"]["layer"], *(n["layer"] for n in neurons)]
+    model = meta_architecture(model_cfg, input_shape[0], num_classes)
+    resolve_layer(model, config["facets"]["layer"], key="facets.layer")
+    for i, neuron in enumerate(neurons):
+        resolve_layer(model, neuron["layer"], key=f"neurons[{i}] ({neuron['name']}).layer")
+    shapes = output_shapes(model, input_shape, layers)
+
+    seen: set[str] = set()
+    resolved = []
+    for i, neuron in enumerate(neurons):
+        key = f"neurons[{i}] ({neuron['name']})"
+        if neuron["name"] in seen:
+            raise ConfigError(f"{key}.name: {neuron['name']!r} is used twice; names must be unique")
+        seen.add(neuron["name"])
+        units = shapes[neuron["layer"]][0]
+        if neuron["unit"] >= units:
+            raise ConfigError(
+                f"{key}.unit: {neuron['unit']} is out of range for layer {neuron['layer']!r}, "
+                f"which has {units} units (0..{units - 1})"
+            )
+        resolved.append(
+            {**neuron, "class": _resolve_class(key, neuron, class_names), "units": units}
+        )
+    return resolved
+
+
+def _resolve_class(key: str, neuron: dict[str, Any], class_names: tuple[str, ...]) -> int | None:
+    if neuron.get("select", "top") != "label":
+        return None
+    wanted = neuron.get("class")
+    if wanted is None:
+        wanted = neuron["unit"]
+    if isinstance(wanted, str):
+        if wanted not in class_names:
+            raise ConfigError(
+                f"{key}.class: {wanted!r} is not a class of the dataset; classes: "
+                f"{', '.join(class_names[:20])}{' ...' if len(class_names) > 20 else ''}"
+            )
+        return class_names.index(wanted)
+    if not 0 <= wanted < len(class_names):
+        raise ConfigError(
+            f"{key}.class: {wanted} is out of range; the dataset has {len(class_names)} classes "
+            f"(0..{len(class_names) - 1}). Set class when the unit index is not the class index."
+        )
+    return int(wanted)

@@ -1,0 +1,366 @@
+"""Datasets: Fashion-MNIST and ImageFolder trees, with optional merging of classes.
+
+Every item is `(pixels, label, fine_label, index)`: pixels in [0, 1] at the model's input size
+(normalization belongs to the model), the (possibly merged) class, the original class, and the
+image's index in the full, unsubsampled dataset.
+"""
+
+from __future__ import annotations
+
+import gzip
+import struct
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch.utils.data import Dataset
+
+from facetviz.errors import ConfigError, FacetvizError
+
+# Label order of the IDX files (label 5 is Sandal, 6 is Shirt).
+FASHION_MNIST_CLASSES = (
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+)
+DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
+DOWNLOAD_DIR = Path("data/fashion-mnist")
+_IDX_FILES = {
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
+IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm"}
+# ImageNet's evaluation resize (256 px before a 224 px centre crop), as a ratio.
+DEFAULT_RESIZE_RATIO = 256 / 224
+
+
+@dataclass(frozen=True)
+class LabelSpace:
+    """Classes the model sees (`class_names`) and the original classes under them (`fine_names`)."""
+
+    class_names: tuple[str, ...]
+    fine_names: tuple[str, ...]
+    fine_to_class: tuple[int, ...]  # -1: the fine class belongs to no class and is left out
+    has_fine_labels: bool  # True when classes merge fine classes, so fine labels say more
+
+    @classmethod
+    def build(cls, fine_names: Sequence[str], label_map: dict[str, list[str]] | None) -> LabelSpace:
+        fine_names = tuple(fine_names)
+        if not label_map:
+            return cls(fine_names, fine_names, tuple(range(len(fine_names))), False)
+        position = {name: i for i, name in enumerate(fine_names)}
+        fine_to_class = [-1] * len(fine_names)
+        for class_index, (class_name, members) in enumerate(label_map.items()):
+            for member in members:
+                if member not in position:
+                    raise ConfigError(
+                        f"dataset.label_map.{class_name}: '{member}' is not a class of this "
+                        f"dataset. Known classes: {', '.join(fine_names)}"
+                    )
+                if fine_to_class[position[member]] != -1:
+                    raise ConfigError(
+                        f"dataset.label_map: '{member}' is listed under two classes; "
+                        "each fine class may belong to one class only."
+                    )
+                fine_to_class[position[member]] = class_index
+        return cls(tuple(label_map), fine_names, tuple(fine_to_class), True)
+
+
+class FacetDataset(Dataset):
+    """Shared behaviour; subclasses load one image's pixels in `_load`."""
+
+    def __init__(
+        self,
+        label_space: LabelSpace,
+        fine_labels: np.ndarray,
+        indices: np.ndarray,
+        image_size: int,
+        channels: int,
+        description: dict[str, Any],
+    ) -> None:
+        mapped = np.asarray(label_space.fine_to_class)[fine_labels]
+        keep = mapped >= 0  # images of fine classes that no class takes are left out
+        self.label_space = label_space
+        self.indices = np.asarray(indices, dtype=np.int64)[keep]
+        self.fine_labels = np.asarray(fine_labels, dtype=np.int64)[keep]
+        self.labels = mapped[keep].astype(np.int64)
+        self.image_size = image_size
+        self.channels = channels
+        self.description = description
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        return (self.channels, self.image_size, self.image_size)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.label_space.class_names)
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, position: int) -> tuple[torch.Tensor, int, int, int]:
+        return (
+            self._load(position),
+            int(self.labels[position]),
+            int(self.fine_labels[position]),
+            int(self.indices[position]),
+        )
+
+    def pixels(self, positions: Sequence[int]) -> torch.Tensor:
+        """Images at these positions (not dataset indices) as one [n, C, H, W] tensor."""
+        if len(positions) == 0:
+            return torch.empty((0, *self.image_shape))
+        return torch.stack([self._load(int(p)) for p in positions])
+
+    def positions_of(self, dataset_indices: Sequence[int]) -> np.ndarray:
+        """Positions in this dataset of the given dataset indices (all must be present)."""
+        lookup = {int(index): pos for pos, index in enumerate(self.indices)}
+        try:
+            return np.array([lookup[int(i)] for i in dataset_indices], dtype=np.int64)
+        except KeyError as err:
+            raise FacetvizError(
+                f"dataset index {err.args[0]} is not in the configured dataset: the dataset "
+                "changed since the activations were computed; rerun the pipeline."
+            ) from None
+
+    def _load(self, position: int) -> torch.Tensor:
+        raise NotImplementedError
+
+
+def _fit_to_model(image: torch.Tensor, image_size: int, channels: int) -> torch.Tensor:
+    """[C, H, W] in [0, 1] -> the model's channel count and square size."""
+    if image.shape[0] != channels:
+        image = image.mean(0, keepdim=True) if channels == 1 else image.expand(channels, -1, -1)
+    if image.shape[-1] != image_size or image.shape[-2] != image_size:
+        image = F.interpolate(
+            image[None], size=(image_size, image_size), mode="bilinear", align_corners=False
+        )[0]
+    return image.contiguous()
+
+
+# --- Fashion-MNIST -------------------------------------------------------------------------
+
+
+def read_idx(path: Path) -> np.ndarray:
+    """Read an IDX file (the MNIST format), gzipped or not."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rb") as handle:
+            data = handle.read()
+    except (OSError, EOFError) as err:  # a cut-off or corrupt download
+        raise FacetvizError(f"{path} cannot be read ({err}): corrupt or partial download?") from err
+    if len(data) < 4:
+        raise FacetvizError(f"{path} is truncated: no IDX header")
+    zero, dtype_code, ndim = struct.unpack(">HBB", data[:4])
+    if zero != 0 or dtype_code != 0x08:
+        raise FacetvizError(f"{path} is not an unsigned-byte IDX file (corrupt download?)")
+    if len(data) < 4 + 4 * ndim:
+        raise FacetvizError(f"{path} is truncated: incomplete IDX header")
+    dims = struct.unpack(f">{ndim}I", data[4 : 4 + 4 * ndim])
+    array = np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim)
+    if array.size != int(np.prod(dims)):
+        raise FacetvizError(f"{path} is truncated: expected {int(np.prod(dims))} values")
+    return array.reshape(dims)
+
+
+def _idx_file(folder: Path, stem: str) -> Path | None:
+    for candidate in (folder / stem, folder / f"{stem}.gz"):
+        if candidate.exists():
+            return candidate
+    return None
+
+
+def _has_fashion_mnist(folder: Path) -> bool:
+    return all(_idx_file(folder, stem) for pair in _IDX_FILES.values() for stem in pair)
+
+
+def find_fashion_mnist(root: str | None) -> Path:
+    """The folder with Fashion-MNIST's IDX files: the configured one, Debian's, or a download."""
+    if root:
+        folder = Path(root)
+        if _has_fashion_mnist(folder):
+            return folder
+        raise FacetvizError(
+            f"dataset.root: {folder} does not hold Fashion-MNIST's four IDX files "
+            f"({', '.join(s for pair in _IDX_FILES.values() for s in pair)}, optionally .gz)."
+        )
+    for folder in (DEBIAN_FASHION_MNIST, DOWNLOAD_DIR, DOWNLOAD_DIR / "FashionMNIST" / "raw"):
+        if _has_fashion_mnist(folder):
+            return folder
+    try:
+        from torchvision.datasets import FashionMNIST
+
+        FashionMNIST(str(DOWNLOAD_DIR), train=True, download=True)
+        FashionMNIST(str(DOWNLOAD_DIR), train=False, download=True)
+    except Exception as err:  # no network, or the mirror is down
+        raise FacetvizError(
+            "Fashion-MNIST not found. Either (1) install Debian's package as root: "
+            "`apt-get install dataset-fashion-mnist` (files in /usr/share/datasets/fashion-mnist), "
+            "(2) set dataset.root to a folder holding the four IDX files, or (3) run where a "
+            f"network is reachable so torchvision can download it into {DOWNLOAD_DIR}/. "
+            f"(Download failed: {err})"
+        ) from err
+    return DOWNLOAD_DIR / "FashionMNIST" / "raw"
+
+
+class FashionMNISTData(FacetDataset):
+    def __init__(self, cfg: dict[str, Any], split: str, seed: int) -> None:
+        if split not in _IDX_FILES:
+            raise ConfigError(
+                f"dataset.split: Fashion-MNIST has splits train and test, not {split!r}"
+            )
+        folder = find_fashion_mnist(cfg.get("root"))
+        images_stem, labels_stem = _IDX_FILES[split]
+        images = read_idx(_idx_file(folder, images_stem))
+        fine = read_idx(_idx_file(folder, labels_stem)).astype(np.int64)
+        indices = subsample(len(fine), cfg.get("max_images"), seed)
+        self._images = images[indices]
+        super().__init__(
+            LabelSpace.build(FASHION_MNIST_CLASSES, cfg.get("label_map")),
+            fine[indices],
+            indices,
+            cfg.get("image_size") or 28,
+            cfg.get("channels") or 1,
+            {"kind": "fashion_mnist", "root": str(folder), "split": split},
+        )
+        self._images = self._images[np.isin(indices, self.indices)]
+
+    def _load(self, position: int) -> torch.Tensor:
+        image = torch.from_numpy(self._images[position].astype(np.float32) / 255.0)[None]
+        return _fit_to_model(image, self.image_size, self.channels)
+
+
+# --- ImageFolder (ImageNet layout: root/<class>/<image>) -----------------------------------
+
+
+def scan_image_folder(root: Path) -> tuple[list[str], list[Path], np.ndarray]:
+    if not root.is_dir():
+        raise FacetvizError(
+            f"dataset.root: {root} is not a folder. An image_folder dataset is a folder with one "
+            "sub-folder per class (ImageNet's train/ layout)."
+        )
+    class_dirs = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
+    paths: list[Path] = []
+    fine: list[int] = []
+    for class_index, class_dir in enumerate(class_dirs):
+        files = sorted(
+            p for p in class_dir.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()
+        )
+        paths.extend(files)
+        fine.extend([class_index] * len(files))
+    if not paths:
+        raise FacetvizError(f"dataset.root: no images found in class sub-folders of {root}")
+    return [d.name for d in class_dirs], paths, np.asarray(fine, dtype=np.int64)
+
+
+class ImageFolderData(FacetDataset):
+    def __init__(self, cfg: dict[str, Any], split: str, seed: int) -> None:
+        root = Path(cfg["root"]) if cfg.get("root") else None
+        if root is None:
+            raise ConfigError("dataset.root: an image_folder dataset needs the folder's path")
+        names, paths, fine = scan_image_folder(root)
+        indices = np.arange(len(paths))
+        if split != "all":
+            indices = holdout_split(len(paths), cfg.get("holdout", 0.1), seed)[split]
+        indices = indices[subsample(len(indices), cfg.get("max_images"), seed)]
+        image_size = cfg.get("image_size") or 224
+        self.resize = cfg.get("resize") or round(image_size * DEFAULT_RESIZE_RATIO)
+        super().__init__(
+            LabelSpace.build(names, cfg.get("label_map")),
+            fine[indices],
+            indices,
+            image_size,
+            cfg.get("channels") or 3,
+            {"kind": "image_folder", "root": str(root), "split": split, "resize": self.resize},
+        )
+        self._paths = [paths[i] for i in self.indices]
+
+    def _load(self, position: int) -> torch.Tensor:
+        path = self._paths[position]
+        try:
+            with Image.open(path) as image:
+                image = image.convert("L" if self.channels == 1 else "RGB")
+                scale = self.resize / min(image.size)
+                size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+                image = image.resize(size, Image.BILINEAR)
+                left = (image.width - self.image_size) // 2
+                top = (image.height - self.image_size) // 2
+                image = image.crop((left, top, left + self.image_size, top + self.image_size))
+                array = np.asarray(image, dtype=np.float32) / 255.0
+        except OSError as err:
+            raise FacetvizError(f"cannot read image {path}: {err}") from err
+        tensor = torch.from_numpy(array)
+        return tensor[None] if tensor.ndim == 2 else tensor.permute(2, 0, 1).contiguous()
+
+
+# --- selection helpers ---------------------------------------------------------------------
+
+
+def subsample(n: int, max_images: int | None, seed: int) -> np.ndarray:
+    """A seeded, sorted subset of range(n) of at most `max_images` (all when None)."""
+    if not max_images or max_images >= n:
+        return np.arange(n)
+    rng = np.random.default_rng(seed)
+    return np.sort(rng.choice(n, size=max_images, replace=False))
+
+
+def holdout_split(n: int, share: float, seed: int) -> dict[str, np.ndarray]:
+    """Seeded split of range(n) into 'fit' and 'holdout' (for training on an ImageFolder)."""
+    order = np.random.default_rng(seed + 1).permutation(n)
+    n_holdout = max(1, round(n * share)) if share > 0 else 0
+    return {"fit": np.sort(order[n_holdout:]), "holdout": np.sort(order[:n_holdout])}
+
+
+def open_dataset(cfg: dict[str, Any], split: str | None = None, seed: int = 0) -> FacetDataset:
+    """The configured dataset; `split` defaults to the one the config visualizes.
+
+    Fashion-MNIST's splits are train and test; an ImageFolder's are all, fit and holdout.
+    """
+    kind = cfg.get("kind", "fashion_mnist")
+    if kind == "fashion_mnist":
+        return FashionMNISTData(cfg, split or cfg.get("split") or "train", seed)
+    if kind == "image_folder":
+        return ImageFolderData(cfg, split or cfg.get("split") or "all", seed)
+    raise ConfigError(f"dataset.kind: unknown kind {kind!r}; use fashion_mnist or image_folder")
+
+
+def input_spec(cfg: dict[str, Any]) -> tuple[tuple[int, int, int], tuple[str, ...]]:
+    """(model input shape, class names) from the config alone, cheap enough for parse time."""
+    kind = cfg.get("kind", "fashion_mnist")
+    if kind == "fashion_mnist":
+        fine_names: Sequence[str] = FASHION_MNIST_CLASSES
+        shape = (cfg.get("channels") or 1, cfg.get("image_size") or 28, cfg.get("image_size") or 28)
+    elif kind == "image_folder":
+        root = Path(cfg.get("root") or "")
+        if not cfg.get("root") or not root.is_dir():
+            raise ConfigError(f"dataset.root: {cfg.get('root')!r} is not a folder of class folders")
+        fine_names = sorted(
+            d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith(".")
+        )
+        size = cfg.get("image_size") or 224
+        shape = (cfg.get("channels") or 3, size, size)
+    else:
+        raise ConfigError(f"dataset.kind: unknown kind {kind!r}; use fashion_mnist or image_folder")
+    return shape, LabelSpace.build(fine_names, cfg.get("label_map")).class_names
+
+
+def training_splits(cfg: dict[str, Any]) -> tuple[str, str]:
+    """The (fit, evaluation) splits used to train the embedded model on this dataset."""
+    return (
+        ("train", "test")
+        if cfg.get("kind", "fashion_mnist") == "fashion_mnist"
+        else ("fit", "holdout")
+    )

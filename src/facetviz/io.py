@@ -1,0 +1,72 @@
+"""Atomic outputs and safe reading of the files stages hand to each other."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import h5py
+
+from facetviz.errors import FacetvizError
+
+
+@contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary sibling of `path`; it becomes `path` only if the block completes.
+
+    An interrupted or failing job therefore never leaves a file (or folder) that looks finished.
+    """
+    final = Path(path)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = final.with_name(f".{final.name}.partial-{os.getpid()}")
+    _remove(tmp)
+    try:
+        yield tmp
+        if final.is_dir():
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+    finally:
+        _remove(tmp)
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    elif path.exists() or path.is_symlink():
+        path.unlink()
+
+
+def write_json(path: str | Path, data: Any) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n")
+
+
+def open_h5(path: str | Path, stage: str) -> h5py.File:
+    """Open an HDF5 input read-only (writing would bump its mtime and rerun everything after it).
+
+    `stage` names the rule that makes the file, so the error can say what to rerun.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FacetvizError(f"{path} does not exist: run the '{stage}' stage first.")
+    try:
+        return h5py.File(path, "r")
+    except OSError as err:
+        raise FacetvizError(
+            f"{path} is not a readable HDF5 file ({err}). It is corrupt or truncated: "
+            f"delete it and rerun (snakemake reruns the '{stage}' stage that makes it)."
+        ) from err
+
+
+def require_h5_keys(handle: h5py.File, keys: list[str], stage: str) -> None:
+    missing = [key for key in keys if key not in handle]
+    if missing:
+        raise FacetvizError(
+            f"{handle.filename} lacks {', '.join(missing)}: it was written by another version or "
+            f"is incomplete. Delete it and rerun the '{stage}' stage."
+        )

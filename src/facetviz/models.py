@@ -1,0 +1,321 @@
+"""Models: the embedded CNN, torchvision architectures, users' own modules; layers and units.
+
+Layers are addressed by dotted module path (`classifier.5`), units by index in that layer's
+output; a conv unit is one channel read at the centre (as in the paper), its max, or its mean.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from facetviz.errors import ConfigError, FacetvizError
+from facetviz.io import atomic_path
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+SPATIAL_RULES = ("center", "max", "mean")
+
+
+class EmbeddedCNN(nn.Module):
+    """A small CNN for 28 px images; `classifier.3` (after the 256-unit fc) plays fc7's role."""
+
+    def __init__(self, in_channels: int = 1, num_classes: int = 4, width: int = 16) -> None:
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(in_channels, width, 3, padding=1),
+            nn.ReLU(),  # 0, 1
+            nn.MaxPool2d(2),  # 2
+            nn.Conv2d(width, 2 * width, 3, padding=1),
+            nn.ReLU(),  # 3, 4
+            nn.MaxPool2d(2),  # 5
+            nn.Conv2d(2 * width, 4 * width, 3, padding=1),
+            nn.ReLU(),  # 6, 7
+        )
+        self.pool = nn.AdaptiveAvgPool2d(7)  # any input size gives the same classifier
+        self.classifier = nn.Sequential(
+            nn.Flatten(),  # 0
+            nn.Dropout(0.3),  # 1
+            nn.Linear(4 * width * 49, 256),
+            nn.ReLU(),  # 2, 3
+            nn.Dropout(0.3),  # 4
+            nn.Linear(256, num_classes),  # 5: class logits
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.pool(self.features(x)))
+
+
+@dataclass
+class Network:
+    """A model with the preprocessing its weights expect; it takes pixels in [0, 1]."""
+
+    module: nn.Module
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    description: dict[str, Any] = field(default_factory=dict)
+
+    def normalize(self, pixels: torch.Tensor) -> torch.Tensor:
+        mean = torch.tensor(self.mean, device=pixels.device, dtype=pixels.dtype)[:, None, None]
+        std = torch.tensor(self.std, device=pixels.device, dtype=pixels.dtype)[:, None, None]
+        return (pixels - mean) / std
+
+    def __call__(self, pixels: torch.Tensor) -> torch.Tensor:
+        return self.module(self.normalize(pixels))
+
+    def to(self, device: torch.device | str) -> Network:
+        self.module.to(device)
+        return self
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device: cuda was asked for but no CUDA GPU is visible; use auto or cpu")
+    return torch.device(name)
+
+
+# --- building ------------------------------------------------------------------------------
+
+
+def normalization(model_cfg: dict[str, Any], channels: int) -> tuple[tuple[float, ...], ...]:
+    """(mean, std) per channel: the config's, else what the model kind conventionally uses."""
+    if model_cfg.get("kind") == "torchvision":
+        mean, std = IMAGENET_MEAN, IMAGENET_STD
+    else:
+        mean, std = (0.5,), (0.5,)
+    mean = tuple(model_cfg.get("mean") or mean)
+    std = tuple(model_cfg.get("std") or std)
+    if len(mean) == 1:
+        mean = mean * channels
+    if len(std) == 1:
+        std = std * channels
+    if len(mean) != channels or len(std) != channels:
+        raise ConfigError(
+            f"model.mean/model.std: need 1 or {channels} values (one per input channel), "
+            f"got {len(mean)} and {len(std)}"
+        )
+    return mean, std
+
+
+def build_architecture(model_cfg: dict[str, Any], in_channels: int, num_classes: int) -> nn.Module:
+    """The configured architecture with freshly initialized weights."""
+    kind = model_cfg.get("kind", "embedded")
+    if kind == "embedded":
+        model: nn.Module = EmbeddedCNN(in_channels, num_classes, model_cfg.get("width") or 16)
+    elif kind == "torchvision":
+        model = _torchvision_architecture(model_cfg)
+    elif kind == "custom":
+        model = _custom_architecture(model_cfg)
+    else:
+        raise ConfigError(f"model.kind: unknown kind {kind!r}; use embedded, torchvision or custom")
+    # In-place activations would overwrite the outputs our hooks capture.
+    for module in model.modules():
+        if isinstance(getattr(module, "inplace", None), bool):
+            module.inplace = False
+    return model
+
+
+def _torchvision_architecture(model_cfg: dict[str, Any]) -> nn.Module:
+    import torchvision
+
+    arch = model_cfg.get("arch")
+    if arch not in torchvision.models.list_models(module=torchvision.models):
+        raise ConfigError(
+            f"model.arch: {arch!r} is not a torchvision classification model; e.g. alexnet, vgg16, "
+            "resnet50 (see torchvision.models.list_models())"
+        )
+    kwargs = {"num_classes": model_cfg["num_classes"]} if model_cfg.get("num_classes") else {}
+    if arch == "inception_v3" or arch.startswith("googlenet"):
+        kwargs["aux_logits"] = False
+        kwargs["init_weights"] = False
+    return torchvision.models.get_model(arch, weights=None, **kwargs)
+
+
+def _custom_architecture(model_cfg: dict[str, Any]) -> nn.Module:
+    spec = model_cfg.get("factory") or ""
+    module_name, _, attr = spec.partition(":")
+    if not module_name or not attr:
+        raise ConfigError(f"model.factory: {spec!r} must be 'package.module:function'")
+    try:
+        factory = getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError) as err:
+        raise ConfigError(
+            f"model.factory: cannot import {spec!r} ({err}); make the module importable "
+            "(installed, or on PYTHONPATH)"
+        ) from err
+    model = factory(**(model_cfg.get("kwargs") or {}))
+    if not isinstance(model, nn.Module):
+        raise ConfigError(f"model.factory: {spec!r} returned {type(model).__name__}, not nn.Module")
+    return model
+
+
+def torchvision_cache_path(arch: str) -> Path:
+    """Where torch keeps the default ImageNet weights of `arch` once downloaded."""
+    import torchvision
+
+    url = torchvision.models.get_model_weights(arch).DEFAULT.url
+    return Path(torch.hub.get_dir()) / "checkpoints" / Path(url).name
+
+
+def weights_file(model_cfg: dict[str, Any]) -> Path | None:
+    """The weights file the config names (None for random or trained-by-the-run weights)."""
+    kind, weights = model_cfg.get("kind", "embedded"), model_cfg.get("weights")
+    if kind == "embedded" or weights == "random":
+        return None
+    if kind == "torchvision" and weights in (None, "cache"):
+        return torchvision_cache_path(model_cfg["arch"])
+    if not weights:
+        raise ConfigError(
+            "model.weights: a custom model needs the path to its state dict (or random)"
+        )
+    return Path(weights)
+
+
+def missing_weights_message(model_cfg: dict[str, Any], path: Path) -> str:
+    hint = ""
+    if model_cfg.get("kind") == "torchvision":
+        hint = (
+            f" torchvision's ImageNet weights for {model_cfg.get('arch')} go in the torch cache at "
+            f"{torchvision_cache_path(model_cfg['arch'])} (copy them there from a machine with a "
+            "network), or set model.weights to the file's path."
+        )
+    return (
+        f"model.weights: {path} does not exist.{hint} Weights are never downloaded at run time; "
+        "`weights: random` runs with random weights (for tests)."
+    )
+
+
+def load_state_dict(path: Path) -> dict[str, torch.Tensor]:
+    """A state dict from `path`, refusing anything that would run code while unpickling."""
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise
+    except Exception as err:  # pickle that needs code, truncated file, not a torch file at all
+        raise FacetvizError(
+            f"{path} is not a plain weights file ({type(err).__name__}: {str(err)[:300]}). Only "
+            "tensors and plain containers are loaded (weights_only=True); re-save it with "
+            "torch.save(model.state_dict(), path)."
+        ) from err
+    if isinstance(data, dict) and isinstance(data.get("state_dict"), dict):
+        data = data["state_dict"]
+    if not isinstance(data, dict):
+        raise FacetvizError(f"{path} holds a {type(data).__name__}, not a state dict")
+    return data
+
+
+def save_checkpoint(path: str | Path, model: nn.Module, meta: dict[str, Any]) -> None:
+    with atomic_path(path) as tmp:
+        torch.save({"state_dict": model.state_dict(), "meta": meta}, tmp)
+
+
+def load_network(
+    model_cfg: dict[str, Any],
+    input_shape: Sequence[int],
+    num_classes: int,
+    weights: str | Path | None,
+) -> Network:
+    """The configured model in eval mode, weights loaded from `weights` (None: random)."""
+    model = build_architecture(model_cfg, input_shape[0], num_classes)
+    if weights is not None:
+        path = Path(weights)
+        if not path.exists():
+            raise FacetvizError(missing_weights_message(model_cfg, path))
+        try:
+            model.load_state_dict(load_state_dict(path))
+        except RuntimeError as err:
+            raise FacetvizError(
+                f"{path} does not fit the configured model ({str(err)[:400]}). Check model.arch, "
+                "model.num_classes and the dataset's classes."
+            ) from err
+    model.eval()
+    for parameter in model.parameters():
+        parameter.requires_grad_(False)
+    mean, std = normalization(model_cfg, input_shape[0])
+    description = {"kind": model_cfg.get("kind", "embedded"), "weights": str(weights or "random")}
+    for key in ("arch", "factory"):
+        if model_cfg.get(key):
+            description[key] = model_cfg[key]
+    return Network(model, mean, std, description)
+
+
+# --- layers and units ----------------------------------------------------------------------
+
+
+def resolve_layer(model: nn.Module, path: str, key: str = "layer") -> nn.Module:
+    modules = dict(model.named_modules())
+    if path in modules and path != "":
+        return modules[path]
+    names = [name for name in modules if name]
+    close = [n for n in names if path.split(".")[0] in n][:12] or names[:12]
+    raise ConfigError(
+        f"{key}: {path!r} is not a module of the model. Layers are dotted module paths, "
+        f"e.g. {', '.join(close)}{' ...' if len(names) > 12 else ''}"
+    )
+
+
+@contextmanager
+def capture(model: nn.Module, layers: Iterable[str]) -> Iterator[dict[str, torch.Tensor]]:
+    """Within the block, each forward pass stores the output of every named layer."""
+    outputs: dict[str, torch.Tensor] = {}
+    # Resolve every name first, so a wrong one leaves no hook behind.
+    modules = {name: resolve_layer(model, name) for name in dict.fromkeys(layers)}
+    handles = []
+    for name, module in modules.items():
+
+        def hook(_module: nn.Module, _inputs: Any, output: torch.Tensor, name: str = name) -> None:
+            outputs[name] = output
+
+        handles.append(module.register_forward_hook(hook))
+    try:
+        yield outputs
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+def unit_values(output: torch.Tensor, spatial: str) -> torch.Tensor:
+    """[N, units] from a layer output: fc layers as they are, conv layers by the spatial rule."""
+    if output.ndim == 2:
+        return output
+    if output.ndim != 4:
+        return output.flatten(1)
+    if spatial == "center":
+        return output[:, :, output.shape[2] // 2, output.shape[3] // 2]
+    if spatial == "max":
+        return output.amax(dim=(2, 3))
+    if spatial == "mean":
+        return output.mean(dim=(2, 3))
+    raise ConfigError(f"spatial: unknown rule {spatial!r}; use one of {', '.join(SPATIAL_RULES)}")
+
+
+def meta_architecture(model_cfg: dict[str, Any], in_channels: int, num_classes: int) -> nn.Module:
+    """The architecture on the meta device: shapes without memory or initialization cost."""
+    with torch.device("meta"):
+        return build_architecture(model_cfg, in_channels, num_classes).eval()
+
+
+def output_shapes(
+    model: nn.Module, input_shape: Sequence[int], layers: Iterable[str]
+) -> dict[str, tuple[int, ...]]:
+    """Output shape (without batch) of each layer of a meta-device `model`."""
+    with capture(model, layers) as outputs, torch.no_grad():
+        model(torch.empty(1, *input_shape, device="meta"))
+    return {name: tuple(out.shape[1:]) for name, out in outputs.items()}
+
+
+def layer_shapes(
+    model_cfg: dict[str, Any], input_shape: Sequence[int], num_classes: int, layers: Iterable[str]
+) -> dict[str, tuple[int, ...]]:
+    """Output shape (without batch) of each layer of the configured model."""
+    model = meta_architecture(model_cfg, input_shape[0], num_classes)
+    return output_shapes(model, input_shape, layers)

@@ -1,0 +1,1 @@
+"""Activation maximization: objectives, transforms, regularizers, and the render loop."""

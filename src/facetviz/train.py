@@ -1,0 +1,149 @@
+"""Train the embedded CNN on the run's dataset and label map (by default coarse Fashion-MNIST)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+
+from facetviz.data import FacetDataset, open_dataset, training_splits
+from facetviz.io import write_json
+from facetviz.models import build_architecture, normalization, resolve_device, save_checkpoint
+from facetviz.progress import Progress, log
+
+
+def seed_everything(seed: int) -> torch.Generator:
+    torch.manual_seed(seed)
+    np.random.seed(seed)
+    return torch.Generator().manual_seed(seed)
+
+
+def loader(dataset: FacetDataset, batch_size: int, workers: int, generator=None) -> DataLoader:
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        shuffle=generator is not None,
+        generator=generator,
+        num_workers=workers,
+        persistent_workers=False,
+    )
+
+
+@torch.no_grad()
+def evaluate(
+    module: nn.Module,
+    normalize,
+    dataset: FacetDataset,
+    batch_size: int,
+    workers: int,
+    device: torch.device,
+) -> dict[str, Any]:
+    """Accuracy overall and per fine class (where classes merge fine classes)."""
+    module.eval()
+    predictions = []
+    for pixels, _labels, _fine, _index in loader(dataset, batch_size, workers):
+        predictions.append(module(normalize(pixels.to(device))).argmax(1).cpu())
+    predicted = torch.cat(predictions).numpy()
+    correct = predicted == dataset.labels
+    per_fine = {
+        name: float(correct[dataset.fine_labels == i].mean())
+        for i, name in enumerate(dataset.label_space.fine_names)
+        if np.any(dataset.fine_labels == i)
+    }
+    return {
+        "accuracy": float(correct.mean()),
+        "images": int(len(dataset)),
+        "per_fine_class": per_fine,
+    }
+
+
+def train_embedded(
+    dataset_cfg: dict[str, Any],
+    model_cfg: dict[str, Any],
+    seed: int,
+    device_name: str,
+    checkpoint_path: str | Path,
+    metrics_path: str | Path,
+) -> dict[str, Any]:
+    """Train, evaluate on the held-out split, write the checkpoint and a metrics JSON."""
+    generator = seed_everything(seed)
+    device = resolve_device(device_name)
+    fit_split, eval_split = training_splits(dataset_cfg)
+    fit_set = open_dataset(dataset_cfg, fit_split, seed)
+    eval_set = open_dataset(dataset_cfg, eval_split, seed)
+    settings = model_cfg["train"]
+    workers = dataset_cfg.get("workers", 0)
+    channels = fit_set.image_shape[0]
+
+    module = build_architecture(model_cfg, channels, fit_set.num_classes).to(device)
+    mean, std = normalization(model_cfg, channels)
+    mean_t = torch.tensor(mean, device=device)[:, None, None]
+    std_t = torch.tensor(std, device=device)[:, None, None]
+
+    def normalize(pixels: torch.Tensor) -> torch.Tensor:
+        return (pixels - mean_t) / std_t
+
+    optimizer = torch.optim.Adam(
+        module.parameters(), lr=settings["lr"], weight_decay=settings["weight_decay"]
+    )
+    epochs = settings["epochs"]
+    steps_per_epoch = -(-len(fit_set) // settings["batch_size"])
+    schedule = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, max_lr=settings["lr"], total_steps=epochs * steps_per_epoch
+    )
+    loss_fn = nn.CrossEntropyLoss()
+    log.info(
+        "training %s on %d images (%s split), %d classes, %d epochs, device %s",
+        model_cfg.get("kind"),
+        len(fit_set),
+        fit_split,
+        fit_set.num_classes,
+        epochs,
+        device,
+    )
+    start = time.perf_counter()
+    for epoch in range(epochs):
+        module.train()
+        progress = Progress(f"train epoch {epoch + 1}/{epochs}", len(fit_set), "images")
+        running, seen = 0.0, 0
+        for pixels, labels, _fine, _index in loader(
+            fit_set, settings["batch_size"], workers, generator
+        ):
+            pixels, labels = pixels.to(device), labels.to(device)
+            loss = loss_fn(module(normalize(pixels)), labels)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+            running += loss.item() * len(labels)
+            seen += len(labels)
+            progress.update(len(labels))
+        log.info("epoch %d: mean training loss %.4f", epoch + 1, running / max(seen, 1))
+
+    result = evaluate(module, normalize, eval_set, 512, workers, device)
+    metrics = {
+        "test_accuracy": result["accuracy"],
+        "test_images": result["images"],
+        "test_split": eval_split,
+        "per_fine_class_accuracy": result["per_fine_class"],
+        "train_images": len(fit_set),
+        "classes": list(fit_set.label_space.class_names),
+        "epochs": epochs,
+        "seconds": round(time.perf_counter() - start, 1),
+        "seed": seed,
+    }
+    log.info("%s accuracy: %.4f on %d images", eval_split, result["accuracy"], result["images"])
+    meta = {
+        "classes": list(fit_set.label_space.class_names),
+        "input_shape": list(fit_set.image_shape),
+        "mean": list(mean),
+        "std": list(std),
+    }
+    save_checkpoint(checkpoint_path, module.cpu(), meta)
+    write_json(metrics_path, metrics)
+    return metrics

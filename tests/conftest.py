@@ -1,0 +1,82 @@
+"""Shared fixtures: small datasets in the real on-disk formats, and the repository paths."""
+
+from __future__ import annotations
+
+import gzip
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from facetviz.data import DEBIAN_FASHION_MNIST, FASHION_MNIST_CLASSES
+
+REPO = Path(__file__).resolve().parents[1]
+PYTHON_BIN = Path(__file__).resolve().parents[1] / ".venv" / "bin"
+
+
+def write_idx(path: Path, array: np.ndarray) -> None:
+    """Write `array` (uint8) as an IDX file, gzipped when the name ends in .gz."""
+    header = struct.pack(">HBB", 0, 0x08, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
+    data = header + np.ascontiguousarray(array, dtype=np.uint8).tobytes()
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "wb") as handle:
+        handle.write(data)
+
+
+def synthetic_fashion_images(labels: np.ndarray, seed: int) -> np.ndarray:
+    """28x28 images whose class is visible: a bright bar whose position and angle encode it."""
+    rng = np.random.default_rng(seed)
+    images = rng.integers(0, 40, size=(len(labels), 28, 28)).astype(np.uint8)
+    for i, label in enumerate(labels):
+        row = 3 + 2 * int(label)
+        images[i, row : row + 3, 4:24] = 220
+        if label % 2:
+            images[i, 4:24, 3 + 2 * int(label) : 5 + 2 * int(label)] = 180
+    return images
+
+
+@pytest.fixture(scope="session")
+def fashion_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small Fashion-MNIST in the real IDX format (gzipped): 400 train, 100 test images."""
+    folder = tmp_path_factory.mktemp("fashion-mnist")
+    for split, n, seed in (("train", 400, 0), ("t10k", 100, 1)):
+        labels = (np.arange(n) % len(FASHION_MNIST_CLASSES)).astype(np.uint8)
+        write_idx(folder / f"{split}-images-idx3-ubyte.gz", synthetic_fashion_images(labels, seed))
+        write_idx(folder / f"{split}-labels-idx1-ubyte.gz", labels)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def real_fashion_mnist() -> Path:
+    """Debian's Fashion-MNIST; `make test` installs it. Its absence is a failure, not a skip."""
+    if not (DEBIAN_FASHION_MNIST / "train-images-idx3-ubyte.gz").exists():
+        pytest.fail(
+            f"Fashion-MNIST is not in {DEBIAN_FASHION_MNIST}: run the tests with `make test`, "
+            "which installs Debian's dataset-fashion-mnist (as root)"
+        )
+    return DEBIAN_FASHION_MNIST
+
+
+def make_image_folder(
+    root: Path, classes: dict[str, int], size: tuple[int, int] = (40, 32)
+) -> Path:
+    """An ImageNet-layout tree root/<class>/<image>: RGB and grayscale files of a given size."""
+    rng = np.random.default_rng(0)
+    for class_index, (name, count) in enumerate(classes.items()):
+        folder = root / name
+        folder.mkdir(parents=True)
+        for i in range(count):
+            array = rng.integers(0, 60, size=(size[1], size[0], 3)).astype(np.uint8)
+            array[:, :, class_index % 3] += 150  # a colour per class
+            image = Image.fromarray(array, "RGB")
+            if i % 3 == 2:
+                image = image.convert("L")
+            image.save(folder / f"img_{i:03d}.{'png' if i % 2 else 'jpg'}")
+    return root
+
+
+@pytest.fixture
+def image_folder(tmp_path: Path) -> Path:
+    return make_image_folder(tmp_path / "images", {"n01": 6, "n02": 5, "n03": 4})

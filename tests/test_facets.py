@@ -1,0 +1,350 @@
+"""Facet discovery: image selection, PCA -> t-SNE -> k-means, ranking, mean images, scores."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+import torch
+from sklearn.metrics import adjusted_rand_score
+from threadpoolctl import threadpool_limits
+
+from facetviz.activations import Activations, extract
+from facetviz.data import FacetDataset, open_dataset
+from facetviz.errors import FacetvizError
+from facetviz.facets import (
+    cluster,
+    discover,
+    ground_truth_scores,
+    mean_images,
+    read_facets,
+    select_rows,
+)
+from facetviz.models import build_architecture, load_network, save_checkpoint
+
+LABEL_MAP = {
+    "footwear": ["Sandal", "Sneaker", "Ankle boot"],
+    "tops": ["T-shirt/top", "Pullover", "Coat", "Shirt"],
+    "trouser-dress": ["Trouser", "Dress"],
+    "bag": ["Bag"],
+}
+FACETS_CFG = {"k": 3, "m": 5, "pca_dims": 10, "perplexity": 30.0, "max_images": None, "top_n": 60}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """The facets rule runs with one thread; OpenMP t-SNE on a busy 2-core machine crawls."""
+    with threadpool_limits(1):
+        yield
+
+
+def blobs(sizes: tuple[int, ...] = (150, 100, 50), dim: int = 20, seed: int = 0):
+    """Well-separated Gaussian blobs of different sizes, rows shuffled; (codes, truth)."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(0, 10, size=(len(sizes), dim))
+    truth = np.repeat(np.arange(len(sizes)), sizes)
+    codes = centres[truth] + rng.normal(0, 1, size=(len(truth), dim))
+    order = rng.permutation(len(truth))
+    return codes[order].astype(np.float32), truth[order]
+
+
+@pytest.fixture(scope="module")
+def clustered():
+    codes, truth = blobs()
+    return codes, truth, cluster(codes, k=3, m=10, pca_dims=10, perplexity=30.0, seed=0)
+
+
+def test_cluster_recovers_blobs(clustered) -> None:
+    codes, truth, (embedding, assignment, centroids, nearest) = clustered
+    assert embedding.shape == (300, 2)
+    assert embedding.dtype == np.float32
+    assert centroids.shape == (3, 2)
+    assert nearest.shape == (3, 10)
+    assert adjusted_rand_score(truth, assignment) > 0.9
+
+
+def test_facets_are_ranked_by_size(clustered) -> None:
+    _codes, truth, (_embedding, assignment, _centroids, _nearest) = clustered
+    sizes = np.bincount(assignment, minlength=3)
+    assert list(sizes) == sorted(sizes, reverse=True)
+    # the blobs have 150, 100 and 50 images: facet 0 is the biggest blob, facet 2 the smallest
+    for facet, blob in enumerate((0, 1, 2)):
+        members = truth[assignment == facet]
+        assert np.mean(members == blob) > 0.95
+
+
+def test_centroids_are_the_facet_means(clustered) -> None:
+    _codes, _truth, (embedding, assignment, centroids, _nearest) = clustered
+    for facet in range(3):
+        np.testing.assert_allclose(
+            centroids[facet], embedding[assignment == facet].mean(0), rtol=1e-3, atol=1e-2
+        )
+
+
+def test_nearest_rows_are_members_sorted_by_distance(clustered) -> None:
+    _codes, _truth, (embedding, assignment, centroids, nearest) = clustered
+    for facet in range(3):
+        rows = nearest[facet]
+        assert np.all(rows >= 0)
+        assert np.all(assignment[rows] == facet)
+        distance = np.linalg.norm(embedding[rows] - centroids[facet], axis=1)
+        assert np.all(np.diff(distance) >= -1e-5)
+        # and they are the closest members: no member outside them is nearer than the last
+        members = np.flatnonzero(assignment == facet)
+        others = np.setdiff1d(members, rows)
+        other_distance = np.linalg.norm(embedding[others] - centroids[facet], axis=1)
+        assert other_distance.min() >= distance.max() - 1e-4
+
+
+def test_nearest_pads_small_facets_with_minus_one() -> None:
+    codes, _truth = blobs(sizes=(30, 20, 4), seed=3)
+    _embedding, assignment, _centroids, nearest = cluster(codes, 3, 8, 5, 30.0, seed=0)
+    smallest = np.bincount(assignment, minlength=3)[2]
+    assert smallest < 8
+    assert np.all(nearest[2, :smallest] >= 0)
+    assert np.all(nearest[2, smallest:] == -1)
+    assert np.all(nearest[0] >= 0)
+
+
+def test_same_seed_is_byte_identical(clustered) -> None:
+    codes, _truth, first = clustered
+    second = cluster(codes, k=3, m=10, pca_dims=10, perplexity=30.0, seed=0)
+    for a, b in zip(first, second, strict=True):
+        assert a.dtype == b.dtype
+        assert a.tobytes() == b.tobytes()
+
+
+@pytest.mark.parametrize(("n", "k"), [(4, 5), (2, 2), (0, 1)])
+def test_too_few_images_is_a_facetviz_error(n: int, k: int) -> None:
+    codes = np.random.default_rng(0).normal(size=(n, 8)).astype(np.float32)
+    with pytest.raises(FacetvizError, match=f"{n} images were selected"):
+        cluster(codes, k=k, m=3, pca_dims=5, perplexity=30.0, seed=0)
+
+
+def test_few_images_still_cluster() -> None:
+    """Just enough images: perplexity and PCA dimensions shrink to what the data allows."""
+    codes, truth = blobs(sizes=(5, 4, 3), dim=6, seed=2)
+    embedding, assignment, _centroids, nearest = cluster(codes, 3, 2, 50, 30.0, seed=0)
+    assert embedding.shape == (12, 2)
+    assert sorted(np.bincount(assignment, minlength=3), reverse=True) == list(
+        np.bincount(assignment, minlength=3)
+    )
+    assert nearest.shape == (3, 2)
+
+
+# --- scores --------------------------------------------------------------------------------
+
+
+def test_ground_truth_scores_hand_computed() -> None:
+    assignment = np.array([0, 0, 0, 1, 1, 1])
+    fine = np.array([0, 0, 1, 1, 2, 2])
+    scores = ground_truth_scores(assignment, fine)
+    # purity: facet 0 has majority 2 (of 3), facet 1 majority 2 (of 3) -> 4 / 6
+    assert scores["purity"] == pytest.approx(4 / 6)
+    # MI = 2/3 ln 2; H(facets) = ln 2, H(fine) = ln 3; NMI (arithmetic mean) = MI / ((ln2+ln3)/2)
+    assert scores["nmi"] == pytest.approx((4 / 3) * np.log(2) / np.log(6))
+    # ARI: sum C(n_ij, 2) = 2, rows 6, columns 3, C(6, 2) = 15 -> (2 - 1.2) / (4.5 - 1.2)
+    assert scores["ari"] == pytest.approx(0.8 / 3.3)
+    assert set(scores) == {"purity", "nmi", "ari"}
+    assert all(isinstance(v, float) for v in scores.values())
+
+
+def test_ground_truth_scores_perfect_and_permuted() -> None:
+    fine = np.array([3, 3, 1, 1, 1, 7, 7])
+    assignment = np.array([2, 2, 0, 0, 0, 1, 1])  # same partition, other names
+    assert ground_truth_scores(assignment, fine) == pytest.approx(
+        {"purity": 1.0, "nmi": 1.0, "ari": 1.0}
+    )
+    single = ground_truth_scores(np.zeros(7, dtype=np.int64), fine)
+    assert single["purity"] == pytest.approx(3 / 7)
+    assert single["ari"] == pytest.approx(0.0)
+
+
+# --- selection -----------------------------------------------------------------------------
+
+
+def write_activations(path: Path, labels: np.ndarray, fc: np.ndarray, conv: dict) -> Path:
+    """A minimal activations file with the layout `extract` writes."""
+    n = len(labels)
+    with h5py.File(path, "w") as out:
+        out["codes"] = np.arange(n * 4, dtype=np.float16).reshape(n, 4)
+        out["labels"] = labels.astype(np.int64)
+        out["fine_labels"] = labels.astype(np.int64)
+        out["indices"] = np.arange(n, dtype=np.int64) * 10
+        out["layers/fc/value"] = fc.astype(np.float32)
+        for rule, values in conv.items():
+            out[f"layers/conv/{rule}"] = values.astype(np.float32)
+        out.attrs["class_names"] = json.dumps(["a", "b", "c"])
+        out.attrs["fine_names"] = json.dumps(["a", "b", "c"])
+        out.attrs["has_fine_labels"] = False
+    return path
+
+
+@pytest.fixture
+def small_activations(tmp_path: Path) -> Path:
+    labels = np.array([0, 1, 2, 1, 0, 1, 1, 2, 1, 0])
+    fc = np.zeros((10, 2))
+    fc[:, 1] = [5, 1, 9, 3, 9, 0, 7, 2, 8, 4]  # ties at 9: rows 2 and 4
+    center = np.zeros((10, 3))
+    center[:, 2] = np.arange(10)
+    top = np.zeros((10, 3))
+    top[:, 2] = -np.arange(10)
+    return write_activations(tmp_path / "activations.h5", labels, fc,
+                             {"center": center, "max": top, "mean": center})
+
+
+def test_select_label(small_activations: Path) -> None:
+    with Activations(small_activations) as activations:
+        neuron = {"name": "b", "select": "label", "class": 1}
+        rows = select_rows(activations, neuron, {"top_n": 3}, 0)
+        np.testing.assert_array_equal(rows, [1, 3, 5, 6, 8])  # top_n does not apply
+        activations.labels[:] = 0
+        with pytest.raises(FacetvizError, match=r"no images of class 1 \(b\)"):
+            select_rows(activations, neuron, {"top_n": 3}, 0)
+
+
+def test_select_top_fc(small_activations: Path) -> None:
+    neuron = {"name": "u", "layer": "fc", "unit": 1, "select": "top"}
+    with Activations(small_activations) as activations:
+        rows = select_rows(activations, neuron, {"top_n": 4}, 0)
+    np.testing.assert_array_equal(rows, [2, 4, 6, 8])  # values 9, 9, 7, 8; sorted by row
+
+
+def test_select_top_uses_the_spatial_rule(small_activations: Path) -> None:
+    with Activations(small_activations) as activations:
+        center = select_rows(activations, {"name": "c", "layer": "conv", "unit": 2,
+                                           "spatial": "center"}, {"top_n": 3}, 0)
+        top = select_rows(activations, {"name": "c", "layer": "conv", "unit": 2,
+                                        "spatial": "max"}, {"top_n": 3}, 0)
+    np.testing.assert_array_equal(center, [7, 8, 9])
+    np.testing.assert_array_equal(top, [0, 1, 2])
+
+
+def test_select_cap_is_seeded(small_activations: Path) -> None:
+    neuron = {"name": "b", "select": "label", "class": 1}
+    cfg = {"top_n": 10, "max_images": 3}
+    with Activations(small_activations) as activations:
+        first = select_rows(activations, neuron, cfg, seed=5)
+        again = select_rows(activations, neuron, cfg, seed=5)
+        draws = {tuple(select_rows(activations, neuron, cfg, seed=s)) for s in range(20)}
+        uncapped = select_rows(activations, neuron, {"top_n": 10, "max_images": 10}, seed=5)
+    np.testing.assert_array_equal(first, again)
+    assert len(first) == 3
+    assert np.all(np.diff(first) > 0)
+    assert set(first) <= {1, 3, 5, 6, 8}
+    assert len(draws) > 1  # the seed matters
+    np.testing.assert_array_equal(uncapped, [1, 3, 5, 6, 8])
+
+
+# --- on a real dataset ---------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def dataset(fashion_dir: Path) -> FacetDataset:
+    return open_dataset({"kind": "fashion_mnist", "root": str(fashion_dir),
+                         "label_map": LABEL_MAP}, "train", seed=0)
+
+
+@pytest.fixture(scope="module")
+def activations_path(tmp_path_factory: pytest.TempPathFactory, dataset: FacetDataset) -> Path:
+    torch.manual_seed(0)
+    folder = tmp_path_factory.mktemp("run")
+    save_checkpoint(folder / "model.pt", build_architecture({"kind": "embedded"}, 1, 4), {})
+    network = load_network({"kind": "embedded"}, (1, 28, 28), 4, folder / "model.pt")
+    out = folder / "activations.h5"
+    extract(network, dataset, "classifier.3", ["classifier.5", "features.6"], out, batch_size=100)
+    return out
+
+
+def test_mean_images_are_means_of_the_chosen_images(dataset: FacetDataset) -> None:
+    dataset_indices = np.array([5, 17, 230, 3, 99])
+    nearest = np.array([[0, 2, -1], [4, -1, -1], [1, 3, 2]])
+    means = mean_images(dataset, dataset_indices, nearest)
+    assert means.shape == (3, 1, 28, 28)
+    assert means.dtype == np.float32
+    for facet, chosen in enumerate(([5, 230], [99], [17, 3, 230])):
+        expected = dataset.pixels(dataset.positions_of(chosen)).mean(0).numpy()
+        np.testing.assert_allclose(means[facet], expected, rtol=1e-6, atol=1e-6)
+    assert not np.allclose(means[0], means[1])
+
+
+def test_discover_writes_the_documented_outputs(
+    tmp_path: Path, activations_path: Path, dataset: FacetDataset
+) -> None:
+    neuron = {"name": "footwear", "layer": "classifier.5", "unit": 0, "select": "label", "class": 0}
+    out_h5, out_json = tmp_path / "facets" / "footwear.h5", tmp_path / "facets" / "footwear.json"
+    os.utime(activations_path, (1_000_000_000, 1_000_000_000))
+    summary = discover(activations_path, dataset, neuron, FACETS_CFG, 0, out_h5, out_json)
+    assert activations_path.stat().st_mtime == 1_000_000_000  # the input was only read
+    assert json.loads(out_json.read_text()) == summary
+    footwear = np.flatnonzero(dataset.labels == 0)
+    assert summary["neuron"] == "footwear"
+    assert summary["layer"] == "classifier.5"
+    assert summary["unit"] == 0
+    assert summary["images"] == len(footwear)
+    assert [f["rank"] for f in summary["facets"]] == [0, 1, 2]
+    sizes = [f["size"] for f in summary["facets"]]
+    assert sum(sizes) == len(footwear)
+    assert sizes == sorted(sizes, reverse=True)
+    for facet in summary["facets"]:
+        assert facet["dominant_fine_class"] in ("Sandal", "Sneaker", "Ankle boot")
+        assert 1 / 3 <= facet["dominant_share"] <= 1
+        assert np.isfinite(facet["mean_activation"])
+    assert set(summary["ground_truth"]) == {"purity", "nmi", "ari"}
+    assert 1 / 3 <= summary["ground_truth"]["purity"] <= 1
+
+    with h5py.File(out_h5, "r") as handle:
+        assert set(handle) == {
+            "rows", "dataset_indices", "embedding", "assignment", "centroids", "nearest",
+            "sizes", "mean_activation", "mean_images", "fine_labels",
+        }
+        np.testing.assert_array_equal(handle["rows"][:], footwear)
+        np.testing.assert_array_equal(handle["dataset_indices"][:], dataset.indices[footwear])
+        np.testing.assert_array_equal(handle["fine_labels"][:], dataset.fine_labels[footwear])
+        np.testing.assert_array_equal(handle["sizes"][:], sizes)
+        assert handle["embedding"].shape == (len(footwear), 2)
+        assert handle["nearest"].shape == (3, 5)
+        assert handle["mean_images"].shape == (3, 1, 28, 28)
+        assert json.loads(handle.attrs["neuron"]) == neuron
+        assert len(json.loads(handle.attrs["fine_names"])) == 10
+        logits = h5py.File(activations_path, "r")["layers/classifier.5/value"][:, 0]
+        assignment = handle["assignment"][:]
+        for facet in range(3):
+            expected = logits[footwear][assignment == facet].mean()
+            assert handle["mean_activation"][facet] == pytest.approx(expected, rel=1e-5)
+    assert sorted(p.name for p in out_h5.parent.iterdir()) == ["footwear.h5", "footwear.json"]
+
+    os.utime(out_h5, (1_000_000_000, 1_000_000_000))
+    facets = read_facets(out_h5)
+    assert out_h5.stat().st_mtime == 1_000_000_000
+    nearest_images = dataset.pixels(dataset.positions_of(
+        facets["dataset_indices"][facets["nearest"][1][facets["nearest"][1] >= 0]]
+    ))
+    np.testing.assert_allclose(facets["mean_images"][1], nearest_images.mean(0).numpy(), atol=1e-6)
+
+
+def test_discover_top_without_label_map(tmp_path: Path, fashion_dir: Path) -> None:
+    """Without a label map there are no fine labels beyond the classes: no ground truth."""
+    dataset = open_dataset({"kind": "fashion_mnist", "root": str(fashion_dir), "max_images": 150},
+                           "train", seed=0)
+    torch.manual_seed(0)
+    network = load_network({"kind": "embedded"}, (1, 28, 28), 10, None)
+    activations_path = tmp_path / "activations.h5"
+    extract(network, dataset, "classifier.3", ["features.6"], activations_path, batch_size=64)
+    neuron = {"name": "ch3", "layer": "features.6", "unit": 3, "spatial": "max", "select": "top"}
+    cfg = {**FACETS_CFG, "top_n": 80, "max_images": 60}
+    summary = discover(activations_path, dataset, neuron, cfg, 0, tmp_path / "f.h5",
+                       tmp_path / "f.json")
+    assert "ground_truth" not in summary
+    assert summary["images"] == 60
+    assert all("dominant_fine_class" not in f for f in summary["facets"])
+    facets = read_facets(tmp_path / "f.h5")
+    with Activations(activations_path) as activations:
+        values = activations.unit("features.6", 3, "max")
+    threshold = np.sort(values)[-80]
+    assert np.all(values[facets["rows"]] >= threshold)
+    np.testing.assert_array_equal(facets["dataset_indices"], dataset.indices[facets["rows"]])

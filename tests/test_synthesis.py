@@ -1,0 +1,391 @@
+"""Activation maximization: the TV prior, jitter, batch objectives, the ascent loop, the job."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from threadpoolctl import threadpool_limits
+
+from facetviz.activations import extract
+from facetviz.data import FacetDataset, open_dataset
+from facetviz.facets import discover, read_facets
+from facetviz.figures import neuron_figure, overview_figure
+from facetviz.models import Network, build_architecture, capture, load_network, save_checkpoint
+from facetviz.synthesis import job
+from facetviz.synthesis.objectives import Unit, batch_objective
+from facetviz.synthesis.regularizers import total_variation
+from facetviz.synthesis.render import AscentSettings, ascend
+from facetviz.synthesis.transforms import jitter
+
+LABEL_MAP = {
+    "footwear": ["Sandal", "Sneaker", "Ankle boot"],
+    "tops": ["T-shirt/top", "Pullover", "Coat", "Shirt"],
+    "trouser-dress": ["Trouser", "Dress"],
+    "bag": ["Bag"],
+}
+SETTINGS = {"steps": 6, "step_size": 0.03, "tv_weight": 0.2, "jitter": 1}
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def network() -> Network:
+    torch.manual_seed(0)
+    return load_network({"kind": "embedded"}, (1, 28, 28), 4, None)
+
+
+# --- total variation -----------------------------------------------------------------------
+
+
+def test_tv_of_a_constant_image_is_zero() -> None:
+    for level in (0.0, 0.3, 1.0):
+        constant = torch.full((2, 1, 12, 12), level)
+        np.testing.assert_array_equal(total_variation(constant, eps=0.0).numpy(), [0.0, 0.0])
+        # with the default smoothing only the eps floor is left: sqrt(eps) per difference
+        floor = 11 * 11 * 1e-3
+        np.testing.assert_allclose(total_variation(constant).numpy(), [floor, floor], rtol=1e-5)
+
+
+def test_tv_of_an_edge_is_its_length() -> None:
+    edge = torch.zeros(1, 1, 10, 10)
+    edge[..., 5:] = 1.0
+    assert total_variation(edge, eps=0.0).item() == pytest.approx(9.0)
+    edge_rows = edge.transpose(-1, -2).contiguous()
+    assert total_variation(edge_rows, eps=0.0).item() == pytest.approx(9.0)
+    assert total_variation(edge * 0.5, eps=0.0).item() == pytest.approx(4.5)
+
+
+def test_tv_is_larger_for_noise_and_per_image() -> None:
+    generator = torch.Generator().manual_seed(0)
+    noise = torch.rand(1, 3, 16, 16, generator=generator)
+    smooth = torch.linspace(0, 1, 16).expand(1, 3, 16, 16).contiguous()
+    both = torch.cat([torch.full((1, 3, 16, 16), 0.5), noise, smooth])
+    tv = total_variation(both)
+    assert tv.shape == (3,)
+    assert tv[1] > 5 * tv[2] > 5 * tv[0]
+    np.testing.assert_allclose(tv[1].item(), total_variation(noise).item(), rtol=1e-6)
+
+
+def test_tv_is_differentiable() -> None:
+    generator = torch.Generator().manual_seed(1)
+    image = torch.rand(2, 1, 5, 5, generator=generator, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(total_variation, (image,), eps=1e-6, atol=1e-5)
+    constant = torch.full((1, 1, 6, 6), 0.4, requires_grad=True)
+    (grad,) = torch.autograd.grad(total_variation(constant).sum(), constant)
+    assert torch.isfinite(grad).all()
+    assert torch.count_nonzero(grad) == 0  # a constant image is a minimum
+    noise = torch.rand(1, 1, 6, 6, generator=generator, requires_grad=True)
+    (grad,) = torch.autograd.grad(total_variation(noise).sum(), noise)
+    assert torch.isfinite(grad).all() and grad.abs().sum() > 0
+    # a small step against the gradient lowers the TV
+    with torch.no_grad():
+        assert total_variation(noise - 1e-3 * grad) < total_variation(noise)
+
+
+# --- jitter --------------------------------------------------------------------------------
+
+
+def shift_of(original: torch.Tensor, moved: torch.Tensor, max_shift: int) -> tuple[int, int]:
+    for dy in range(-max_shift, max_shift + 1):
+        for dx in range(-max_shift, max_shift + 1):
+            if torch.equal(torch.roll(original, (dy, dx), dims=(-2, -1)), moved):
+                return dy, dx
+    raise AssertionError("not a wrapped shift within max_shift")
+
+
+def test_jitter_zero_is_identity() -> None:
+    images = torch.rand(3, 1, 8, 8)
+    generator = torch.Generator().manual_seed(0)
+    state = generator.get_state()
+    assert torch.equal(jitter(images, 0, generator), images)
+    assert torch.equal(generator.get_state(), state)  # draws nothing
+
+
+def test_jitter_shifts_each_image_on_its_own() -> None:
+    image = torch.rand(1, 9, 9, generator=torch.Generator().manual_seed(3))
+    batch = image.expand(16, 1, 9, 9).contiguous()
+    moved = jitter(batch, 2, torch.Generator().manual_seed(0))
+    assert moved.shape == batch.shape
+    shifts = {shift_of(image, m, 2) for m in moved}
+    assert len(shifts) > 3  # images of one batch get different offsets
+    assert all(abs(dy) <= 2 and abs(dx) <= 2 for dy, dx in shifts)
+
+
+def test_jitter_is_reproducible() -> None:
+    images = torch.rand(6, 1, 9, 9, generator=torch.Generator().manual_seed(4))
+    first = jitter(images, 3, torch.Generator().manual_seed(7))
+    again = jitter(images, 3, torch.Generator().manual_seed(7))
+    assert torch.equal(first, again)
+    generator = torch.Generator().manual_seed(7)
+    jitter(images, 3, generator)
+    assert not torch.equal(jitter(images, 3, generator), first)  # the generator advances
+
+
+def test_jitter_passes_gradients() -> None:
+    images = torch.rand(2, 1, 6, 6, requires_grad=True)
+    weights = torch.rand(2, 1, 6, 6)
+    (grad,) = torch.autograd.grad((jitter(images, 1, torch.Generator().manual_seed(0)) * weights)
+                                  .sum(), images)
+    assert torch.allclose(grad.sum((1, 2, 3)), weights.sum((1, 2, 3)))
+
+
+# --- objectives ----------------------------------------------------------------------------
+
+TARGETS = [
+    Unit("classifier.5", 1),
+    Unit("features.6", 3, "center"),
+    Unit("features.6", 2, "max"),
+    Unit("features.6", 5, "mean"),
+    Unit("classifier.2", 7),
+]
+
+
+def test_batch_objective_matches_a_direct_forward(network: Network) -> None:
+    pixels = torch.rand(len(TARGETS), 1, 28, 28, generator=torch.Generator().manual_seed(0))
+    values = batch_objective(network, TARGETS)(pixels)
+    assert values.shape == (len(TARGETS),)
+    with capture(network.module, ["classifier.5", "features.6", "classifier.2"]) as out, \
+            torch.no_grad():
+        network(pixels)
+    conv = out["features.6"]
+    expected = [
+        out["classifier.5"][0, 1],
+        conv[1, 3, 3, 3],
+        conv[2, 2].max(),
+        conv[3, 5].mean(),
+        out["classifier.2"][4, 7],
+    ]
+    np.testing.assert_allclose(values.detach().numpy(), torch.stack(expected).numpy(),
+                               rtol=1e-5, atol=1e-6)
+
+
+def test_batch_objective_leaves_no_hooks(network: Network) -> None:
+    objective = batch_objective(network, TARGETS)
+    objective(torch.rand(len(TARGETS), 1, 28, 28))
+    assert all(not m._forward_hooks for m in network.module.modules())
+
+
+def test_batch_objective_checks_the_batch(network: Network) -> None:
+    with pytest.raises(ValueError, match="3 images for 5 targets"):
+        batch_objective(network, TARGETS)(torch.rand(3, 1, 28, 28))
+
+
+def test_gradients_reach_each_image_from_its_own_objective(network: Network) -> None:
+    pixels = torch.rand(len(TARGETS), 1, 28, 28, generator=torch.Generator().manual_seed(1))
+    pixels.requires_grad_(True)
+    values = batch_objective(network, TARGETS)(pixels)
+    for i, target in enumerate(TARGETS):
+        (grad,) = torch.autograd.grad(values[i], pixels, retain_graph=True)
+        per_image = grad.abs().flatten(1).sum(1)
+        assert per_image[i] > 0, f"no gradient for {target}"
+        assert torch.count_nonzero(per_image[torch.arange(len(TARGETS)) != i]) == 0
+
+
+# --- the ascent loop -----------------------------------------------------------------------
+
+
+def test_ascend_increases_the_objective(network: Network) -> None:
+    targets = [Unit("classifier.5", 0), Unit("features.6", 1, "center"), Unit("classifier.2", 3)]
+    objective = batch_objective(network, targets)
+    gray = torch.full((3, 1, 28, 28), 0.5)
+    settings = AscentSettings(steps=20, step_size=0.02, tv_weight=0.1, jitter=1)
+    images, trace = ascend(objective, gray, settings, seed=0)
+    assert images.shape == gray.shape
+    assert not images.requires_grad
+    assert trace.shape == (20, 3)
+    assert images.min() >= 0 and images.max() <= 1
+    with torch.no_grad():
+        before, after = objective(gray), objective(images)
+    assert torch.all(after > before + 1e-3), (before, after)
+    assert torch.all(trace[-5:].mean(0) > trace[0])
+    assert torch.equal(gray, torch.full((3, 1, 28, 28), 0.5))  # the start is not modified
+
+
+def test_ascend_keeps_pixels_in_range(network: Network) -> None:
+    objective = batch_objective(network, [Unit("classifier.5", 2)] * 2)
+    start = torch.stack([torch.zeros(1, 28, 28), torch.ones(1, 28, 28)]) * 1.5 - 0.25
+    images, _trace = ascend(objective, start, AscentSettings(steps=5, step_size=0.5), seed=0)
+    assert images.min() >= 0 and images.max() <= 1
+
+
+def test_ascend_is_reproducible(network: Network) -> None:
+    objective = batch_objective(network, [Unit("classifier.5", 0), Unit("features.6", 4, "max")])
+    start = torch.rand(2, 1, 28, 28, generator=torch.Generator().manual_seed(5))
+    settings = AscentSettings(steps=5, step_size=0.02, tv_weight=0.2, jitter=2)
+    first, trace = ascend(objective, start, settings, seed=3)
+    again, trace_again = ascend(objective, start, settings, seed=3)
+    assert torch.equal(first, again) and torch.equal(trace, trace_again)
+    other, _ = ascend(objective, start, settings, seed=4)
+    assert not torch.equal(first, other)
+    still = AscentSettings(steps=5, step_size=0.02, tv_weight=0.2, jitter=0)
+    assert torch.equal(ascend(objective, start, still, 3)[0], ascend(objective, start, still, 4)[0])
+
+
+# --- one job, and the figures ----------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def dataset(fashion_dir: Path) -> FacetDataset:
+    return open_dataset({"kind": "fashion_mnist", "root": str(fashion_dir),
+                         "label_map": LABEL_MAP}, "train", seed=0)
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory: pytest.TempPathFactory, dataset: FacetDataset) -> Path:
+    """A small run: checkpoint, activations and two neurons' facets made by the real stages."""
+    folder = tmp_path_factory.mktemp("run")
+    torch.manual_seed(0)
+    save_checkpoint(folder / "model.pt", build_architecture({"kind": "embedded"}, 1, 4), {})
+    network = load_network({"kind": "embedded"}, (1, 28, 28), 4, folder / "model.pt")
+    extract(network, dataset, "classifier.3", ["classifier.5", "features.6"],
+            folder / "activations.h5", batch_size=128)
+    neurons = {
+        "tops": ({"name": "tops", "layer": "classifier.5", "unit": 1, "select": "label",
+                  "class": 1}, 3),
+        "ch2": ({"name": "ch2", "layer": "features.6", "unit": 2, "spatial": "center",
+                 "select": "top"}, 2),
+    }
+    with threadpool_limits(1):
+        for name, (neuron, k) in neurons.items():
+            cfg = {"k": k, "m": 4, "pca_dims": 10, "perplexity": 30.0, "max_images": 100,
+                   "top_n": 80}
+            discover(folder / "activations.h5", dataset, neuron, cfg, 0,
+                     folder / "facets" / f"{name}.h5", folder / "facets" / f"{name}.json")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def trained_network(run_dir: Path) -> Network:
+    return load_network({"kind": "embedded"}, (1, 28, 28), 4, run_dir / "model.pt")
+
+
+@pytest.fixture(scope="module")
+def synthesized(run_dir: Path, trained_network: Network) -> dict:
+    results = {}
+    for name in ("tops", "ch2"):
+        results[name] = job.synthesize_neuron(trained_network, run_dir / "facets" / f"{name}.h5",
+                                              SETTINGS, 0, run_dir / "synthesis" / name)
+    return results
+
+
+def test_synthesize_neuron_writes_the_documented_outputs(run_dir: Path, synthesized) -> None:
+    out = run_dir / "synthesis" / "tops"
+    assert sorted(p.name for p in out.iterdir()) == [
+        "facet_00.png", "facet_01.png", "facet_02.png", "images.h5",
+    ]
+    facets = read_facets(run_dir / "facets" / "tops.h5")
+    with h5py.File(out / "images.h5", "r") as handle:
+        assert set(handle) == {"images", "init", "trace", "activation_init", "activation_final"}
+        images = handle["images"][:]
+        assert images.shape == (3, 1, 28, 28)
+        assert images.min() >= 0 and images.max() <= 1
+        np.testing.assert_array_equal(handle["init"][:], facets["mean_images"])
+        assert handle["trace"].shape == (SETTINGS["steps"], 3)
+        final = handle["activation_final"][:]
+        initial = handle["activation_init"][:]
+    assert synthesized["tops"] == {"activation_init": initial.tolist(),
+                                   "activation_final": final.tolist()}
+    assert np.all(final > initial)
+    for facet, image in enumerate(images):
+        path = out / f"facet_{facet:02d}.png"
+        assert path.read_bytes()[:8] == PNG_MAGIC
+        with Image.open(path) as png:
+            assert png.mode == "L" and png.size == (28, 28)
+            np.testing.assert_array_equal(np.asarray(png), np.rint(image[0] * 255).astype(np.uint8))
+
+
+def test_synthesized_activations_are_the_network_values(
+    run_dir: Path, trained_network: Network
+) -> None:
+    with h5py.File(run_dir / "synthesis" / "ch2" / "images.h5", "r") as handle:
+        images = torch.from_numpy(handle["images"][:])
+        final = handle["activation_final"][:]
+    with capture(trained_network.module, ["features.6"]) as out, torch.no_grad():
+        trained_network(images)
+    np.testing.assert_allclose(final, out["features.6"][:, 2, 3, 3].numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_synthesis_is_reproducible(run_dir: Path, trained_network: Network, synthesized,
+                                   tmp_path: Path) -> None:
+    job.synthesize_neuron(trained_network, run_dir / "facets" / "tops.h5", SETTINGS, 0,
+                          tmp_path / "again")
+    for name in ("facet_00.png", "facet_01.png", "facet_02.png"):
+        assert (tmp_path / "again" / name).read_bytes() == (
+            run_dir / "synthesis" / "tops" / name
+        ).read_bytes()
+
+
+def test_failed_synthesis_leaves_no_output(
+    run_dir: Path, trained_network: Network, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls = []
+    real_to_pil = job.to_pil
+
+    def to_pil_failing_on_second(image: np.ndarray) -> Image.Image:
+        calls.append(1)
+        if len(calls) == 2:
+            raise OSError("disk full")
+        return real_to_pil(image)
+
+    monkeypatch.setattr(job, "to_pil", to_pil_failing_on_second)
+    out = tmp_path / "synthesis" / "tops"
+    with pytest.raises(OSError, match="disk full"):
+        job.synthesize_neuron(trained_network, run_dir / "facets" / "tops.h5", SETTINGS, 0, out)
+    assert len(calls) == 2  # it failed after writing one PNG
+    assert not out.exists()
+    assert list(out.parent.iterdir()) == []
+
+
+def test_synthesis_replaces_an_old_output(
+    run_dir: Path, trained_network: Network, tmp_path: Path
+) -> None:
+    out = tmp_path / "tops"
+    out.mkdir()
+    (out / "facet_07.png").write_bytes(b"stale")
+    job.synthesize_neuron(trained_network, run_dir / "facets" / "tops.h5",
+                          {**SETTINGS, "steps": 1}, 0, out)
+    assert sorted(p.name for p in out.iterdir()) == [
+        "facet_00.png", "facet_01.png", "facet_02.png", "images.h5",
+    ]
+    assert [p.name for p in tmp_path.iterdir()] == ["tops"]
+
+
+def test_neuron_figure(run_dir: Path, dataset: FacetDataset, synthesized) -> None:
+    out = run_dir / "figures" / "tops.png"
+    neuron_figure(run_dir / "facets" / "tops.h5", run_dir / "synthesis" / "tops", dataset, out,
+                  examples=3)
+    assert out.read_bytes()[:8] == PNG_MAGIC
+    with Image.open(out) as png:
+        width, height = png.size
+    assert height > width  # 5 rows (facet, mean, 3 examples) of 3 facets
+    assert sorted(p.name for p in out.parent.iterdir()) == ["tops.png"]
+    summary = json.loads((run_dir / "facets" / "tops.json").read_text())
+    assert len(summary["facets"]) == 3
+
+
+def test_overview_figure(run_dir: Path, synthesized, tmp_path: Path) -> None:
+    dirs = [run_dir / "synthesis" / "tops", run_dir / "synthesis" / "ch2"]
+    one, two = tmp_path / "one.png", tmp_path / "overview.png"
+    overview_figure(["tops"], dirs[:1], one)
+    overview_figure(["tops", "ch2"], dirs, two)  # 3 and 2 facets: the short row is padded
+    for path in (one, two):
+        assert path.read_bytes()[:8] == PNG_MAGIC
+    with Image.open(one) as a, Image.open(two) as b:
+        assert b.size[1] > a.size[1]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["one.png", "overview.png"]
+
+
+def test_failed_figure_leaves_no_file(run_dir: Path, dataset: FacetDataset, synthesized,
+                                      tmp_path: Path) -> None:
+    out = tmp_path / "figure.notaformat"  # matplotlib fails while saving, after drawing
+    with pytest.raises(ValueError, match="notaformat"):
+        neuron_figure(run_dir / "facets" / "tops.h5", run_dir / "synthesis" / "tops", dataset, out)
+    with pytest.raises(OSError):
+        neuron_figure(run_dir / "facets" / "tops.h5", tmp_path / "missing", dataset,
+                      tmp_path / "figure.png")
+    assert list(tmp_path.iterdir()) == []

@@ -1,0 +1,248 @@
+"""The real snakemake on the real workflow: a tiny end-to-end run, the default DAG, bad configs."""
+
+from __future__ import annotations
+
+import copy
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+import yaml
+from conftest import REPO, make_image_folder
+from PIL import Image
+
+pytestmark = pytest.mark.workflow
+
+COARSE = {
+    "footwear": ["Sandal", "Sneaker", "Ankle boot"],
+    "tops": ["T-shirt/top", "Pullover", "Coat", "Shirt"],
+    "trouser-dress": ["Trouser", "Dress"],
+    "bag": ["Bag"],
+}
+K = 3
+
+
+def tiny_config(fashion_root: Path) -> dict:
+    """The default run in miniature: real Fashion-MNIST, 400 images, few steps."""
+    return {
+        "run": "tiny",
+        "seed": 0,
+        "device": "cpu",
+        "dataset": {
+            "kind": "fashion_mnist",
+            "root": str(fashion_root),
+            "max_images": 400,
+            "label_map": COARSE,
+        },
+        "model": {"kind": "embedded", "width": 8, "train": {"epochs": 1}},
+        "activations": {"batch_size": 128},
+        "facets": {
+            "layer": "classifier.3",
+            "k": K,
+            "m": 5,
+            "pca_dims": 10,
+            "perplexity": 5,
+            "top_n": 60,
+            "max_images": 150,
+        },
+        "neurons": [
+            {"name": "footwear", "layer": "classifier.5", "unit": 0, "select": "label"},
+            {"name": "trouser-dress", "layer": "classifier.5", "unit": 2, "select": "label"},
+            {"name": "conv-ch3", "layer": "features.6", "unit": 3, "spatial": "center"},
+        ],
+        "synthesis": {"steps": 5},
+        "figures": {"examples": 2},
+    }
+
+
+def snakemake(workdir: Path, config: dict | Path, *args: str) -> subprocess.CompletedProcess:
+    """Run the real snakemake on this repository's Snakefile, in `workdir`."""
+    if isinstance(config, dict):
+        path = workdir / "config.yaml"
+        path.write_text(yaml.safe_dump(config, sort_keys=False))
+        config = path
+    command = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "--snakefile",
+        str(REPO / "Snakefile"),
+        "--directory",
+        str(workdir),
+        "--configfile",
+        str(config),
+        "--cores",
+        "2",
+        *args,
+    ]
+    return subprocess.run(command, capture_output=True, text=True, timeout=900)
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory: pytest.TempPathFactory, real_fashion_mnist: Path):
+    workdir = tmp_path_factory.mktemp("tiny-run")
+    config = tiny_config(real_fashion_mnist)
+    result = snakemake(workdir, config)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
+    return workdir / "results" / "tiny", workdir, config
+
+
+def test_tiny_run_writes_every_stage(tiny_run):
+    results, _workdir, config = tiny_run
+    names = [n["name"] for n in config["neurons"]]
+
+    metrics = json.loads((results / "model" / "metrics.json").read_text())
+    assert metrics["classes"] == list(COARSE)  # class order is the label map's order
+    assert 0.4 < metrics["test_accuracy"] <= 1.0  # 4 classes: chance is ~0.25
+
+    with h5py.File(results / "activations.h5", "r") as handle:
+        assert handle["codes"].dtype == np.float16
+        assert handle["codes"].shape == (400, 256)
+        assert handle["codes"].compression == "gzip"
+        assert handle["layers/classifier.5/value"].shape == (400, 4)
+        assert handle["layers/features.6/center"].shape == (400, 32)
+        assert set(np.unique(handle["labels"][:])) <= {0, 1, 2, 3}
+        assert handle.attrs["facet_layer"] == "classifier.3"
+
+    for name in names:
+        summary = json.loads((results / "facets" / f"{name}.json").read_text())
+        sizes = [facet["size"] for facet in summary["facets"]]
+        assert len(sizes) == K and sizes == sorted(sizes, reverse=True)
+        assert sum(sizes) == summary["images"]
+        assert "purity" in summary["ground_truth"]
+        pngs = sorted((results / "synthesis" / name).glob("facet_*.png"))
+        assert len(pngs) == K
+        assert Image.open(pngs[0]).size == (28, 28)
+        with h5py.File(results / "synthesis" / name / "images.h5", "r") as handle:
+            assert handle["images"].shape == (K, 1, 28, 28)
+            # activation maximization must raise the unit above its mean-image start
+            assert np.mean(handle["activation_final"][:]) > np.mean(handle["activation_init"][:])
+        figure = Image.open(results / "figures" / f"{name}.png")
+        assert figure.width > 300 and figure.height > 300
+        assert (results / "logs" / "facets" / f"{name}.log").stat().st_size > 0
+    assert Image.open(results / "figures" / "overview.png").height > 100
+    assert not list(results.rglob("*.partial-*")), "a stage left a partial output behind"
+
+
+def test_footwear_facets_contain_only_footwear(tiny_run):
+    results, _workdir, _config = tiny_run
+    summary = json.loads((results / "facets" / "footwear.json").read_text())
+    for facet in summary["facets"]:
+        assert facet["dominant_fine_class"] in COARSE["footwear"]
+
+
+def test_second_run_has_nothing_to_do(tiny_run):
+    _results, workdir, config = tiny_run
+    result = snakemake(workdir, config, "--dry-run")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Nothing to be done" in result.stdout + result.stderr
+
+
+def test_torchvision_model_on_image_folder(tmp_path: Path):
+    """The path real users take: an ImageNet-layout folder and a torchvision architecture."""
+    root = make_image_folder(
+        tmp_path / "train", {"n0001": 12, "n0002": 12, "n0003": 10}, size=(80, 60)
+    )
+    config = {
+        "run": "tv",
+        "device": "cpu",
+        "dataset": {
+            "kind": "image_folder",
+            "root": str(root),
+            "image_size": 64,
+            "label_map": {"first": ["n0001"], "rest": ["n0002", "n0003"]},
+        },
+        "model": {"kind": "torchvision", "arch": "resnet18", "weights": "random"},
+        "facets": {"layer": "avgpool", "k": 2, "m": 3, "pca_dims": 5, "perplexity": 5, "top_n": 20},
+        "neurons": [
+            {"name": "logit-1", "layer": "fc", "unit": 1, "select": "label", "class": "rest"},
+            {"name": "l4-ch5", "layer": "layer4.0.conv1", "unit": 5, "spatial": "max"},
+        ],
+        "synthesis": {"steps": 3},
+        "figures": {"examples": 1},
+    }
+    result = snakemake(tmp_path, config)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
+    results = tmp_path / "results" / "tv"
+    assert not (results / "model").exists()  # nothing to train
+    with h5py.File(results / "activations.h5", "r") as handle:
+        assert handle["codes"].shape == (34, 512)
+        assert handle["layers/fc/value"].shape == (34, 1000)
+        assert json.loads(handle.attrs["class_names"]) == ["first", "rest"]
+    summary = json.loads((results / "facets" / "logit-1.json").read_text())
+    assert summary["images"] == 22  # the two folders merged into "rest"
+    with h5py.File(results / "synthesis" / "l4-ch5" / "images.h5", "r") as handle:
+        assert handle["images"].shape == (2, 3, 64, 64)
+    assert Image.open(results / "synthesis" / "logit-1" / "facet_00.png").mode == "RGB"
+    assert (results / "figures" / "overview.png").exists()
+
+
+def test_default_config_dag_builds(tmp_path: Path):
+    result = snakemake(tmp_path, REPO / "config" / "config.yaml", "--dry-run")
+    assert result.returncode == 0, result.stderr[-3000:]
+    default = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    out = result.stdout
+    for rule in (
+        "train",
+        "activations",
+        "facets",
+        "synthesize",
+        "neuron_figure",
+        "overview_figure",
+    ):
+        assert f"rule {rule}:" in out
+    assert out.count("rule facets:") == len(default["neurons"])
+    assert out.count("rule synthesize:") == len(default["neurons"])
+
+
+def _broken(config: dict, change) -> dict:
+    config = copy.deepcopy(config)
+    change(config)
+    return config
+
+
+def _resnet18(config: dict, weights: str) -> None:
+    config["model"] = {"kind": "torchvision", "arch": "resnet18", "weights": weights}
+    config["dataset"]["channels"] = 3
+    config["facets"]["layer"] = "avgpool"
+    config["neurons"] = [{"name": "fc-0", "layer": "fc", "unit": 0, "select": "top"}]
+
+
+BAD_CONFIGS = {
+    "unknown top-level key": (lambda c: c.update(sneed=1), ["sneed"]),
+    "unknown nested key": (lambda c: c["facets"].update(kk=3), ["kk", "facets"]),
+    "wrong type": (lambda c: c["facets"].update(k="ten"), ["ten", "'k'", "integer"]),
+    "unknown layer": (
+        lambda c: c["neurons"][0].update(layer="classifier.9"),
+        ["neurons[0] (footwear).layer", "classifier.9"],
+    ),
+    "unknown facet layer": (lambda c: c["facets"].update(layer="fc7"), ["facets.layer", "fc7"]),
+    "unit out of range": (
+        lambda c: c["neurons"][1].update(unit=7),
+        ["neurons[1] (trouser-dress).unit", "out of range", "4 units"],
+    ),
+    "conv unit out of range": (
+        lambda c: c["neurons"][2].update(unit=32),
+        ["neurons[2] (conv-ch3).unit", "32 units"],
+    ),
+    "unknown class": (lambda c: c["neurons"][0].update({"class": "hats"}), ["class", "hats"]),
+    "missing weights file": (
+        lambda c: _resnet18(c, "/nonexistent.pth"),
+        ["/nonexistent.pth", "does not exist", "random"],
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_CONFIGS))
+def test_bad_config_stops_before_any_job(case: str, tmp_path: Path, real_fashion_mnist: Path):
+    change, expected = BAD_CONFIGS[case]
+    result = snakemake(tmp_path, _broken(tiny_config(real_fashion_mnist), change))
+    message = result.stdout + result.stderr
+    assert result.returncode != 0
+    for fragment in expected:
+        assert fragment in message, f"{fragment!r} not in:\n{message[-2000:]}"
+    assert not (tmp_path / "results").exists(), "a job ran despite the bad config"

@@ -1,0 +1,32 @@
+# Figures: one per neuron (facet images over real examples) and an overview of the run.
+
+
+rule neuron_figure:
+    input:
+        facets=f"{RESULTS}/facets/{{neuron}}.h5",
+        synthesis=f"{RESULTS}/synthesis/{{neuron}}",
+    output:
+        f"{RESULTS}/figures/{{neuron}}.png",
+    params:
+        settings=settings(dataset=config["dataset"], figures=config["figures"], seed=config["seed"]),
+    log:
+        f"{LOGS}/figures/{{neuron}}.log",
+    threads: 1
+    shell:
+        "python -m facetviz figure --threads {threads} --settings {params.settings:q}"
+        " --facets {input.facets} --synthesis {input.synthesis} --out {output} > {log} 2>&1"
+
+
+rule overview_figure:
+    input:
+        expand(f"{RESULTS}/synthesis/{{neuron}}", neuron=NEURONS),
+    output:
+        f"{RESULTS}/figures/overview.png",
+    params:
+        settings=settings(names=list(NEURONS)),
+    log:
+        f"{LOGS}/figures/overview.log",
+    threads: 1
+    shell:
+        "python -m facetviz overview --threads {threads} --settings {params.settings:q}"
+        " --synthesis {input} --out {output} > {log} 2>&1"
