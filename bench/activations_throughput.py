@@ -40,18 +40,27 @@ GOAL = 0.8
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--images", type=int, default=60000,
-                        help="train-split images used (default all 60000; fewer: a seeded subset)")
+    parser.add_argument(
+        "--images",
+        type=int,
+        default=60000,
+        help="train-split images used (default all 60000; fewer: a seeded subset)",
+    )
     parser.add_argument("--repeats", type=int, default=3, help="measurements of each kind")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="CPU threads for torch (default: torch's default)")
+    parser.add_argument(
+        "--threads", type=int, default=None, help="CPU threads for torch (default: torch's default)"
+    )
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--workers", type=int, default=0, help="DataLoader workers (default 0)")
-    parser.add_argument("--weights", default=None,
-                        help=f"'random', or a state dict / checkpoint (default {DEFAULT_WEIGHTS} "
-                        "when it exists, else random)")
-    parser.add_argument("--root", default=None,
-                        help="Fashion-MNIST IDX folder (default: found as the run finds it)")
+    parser.add_argument(
+        "--weights",
+        default=None,
+        help=f"'random', or a state dict / checkpoint (default {DEFAULT_WEIGHTS} "
+        "when it exists, else random)",
+    )
+    parser.add_argument(
+        "--root", default=None, help="Fashion-MNIST IDX folder (default: found as the run finds it)"
+    )
     parser.add_argument("--device", default="cpu", help="cpu, cuda or auto (default cpu)")
     args = parser.parse_args()
     if args.images < 1 or args.repeats < 1 or args.batch_size < 1:
@@ -93,10 +102,15 @@ def main() -> int:
     if weights is None:
         weights = str(DEFAULT_WEIGHTS) if DEFAULT_WEIGHTS.exists() else "random"
     torch.manual_seed(0)
-    network = load_network({"kind": "embedded"}, (1, 28, 28), len(LABEL_MAP),
-                           None if weights == "random" else weights).to(device)
-    dataset_cfg = {"kind": "fashion_mnist", "label_map": LABEL_MAP, "split": "train",
-                   "max_images": args.images if args.images < 60000 else None}
+    network = load_network(
+        {"kind": "embedded"}, (1, 28, 28), len(LABEL_MAP), None if weights == "random" else weights
+    ).to(device)
+    dataset_cfg = {
+        "kind": "fashion_mnist",
+        "label_map": LABEL_MAP,
+        "split": "train",
+        "max_images": args.images if args.images < 60000 else None,
+    }
     if args.root:
         dataset_cfg["root"] = args.root
     dataset = open_dataset(dataset_cfg, "train", seed=0)
@@ -117,8 +131,9 @@ def main() -> int:
     def extract_once(folder: Path) -> tuple[float, int]:
         out = folder / "activations.h5"
         start = time.perf_counter()
-        extract(network, dataset, FACET_LAYER, TARGET_LAYERS, out, args.batch_size,
-                args.workers, device)
+        extract(
+            network, dataset, FACET_LAYER, TARGET_LAYERS, out, args.batch_size, args.workers, device
+        )
         sync()
         seconds = time.perf_counter() - start
         size = out.stat().st_size
@@ -131,14 +146,18 @@ def main() -> int:
         for _ in range(3):
             network.module(network.normalize(warm))
 
-    print(f"facetviz activations throughput: {n} images, batch {args.batch_size}, "
-          f"workers {args.workers}, torch threads {torch.get_num_threads()}, device {device}, "
-          f"weights {weights}")
+    print(
+        f"facetviz activations throughput: {n} images, batch {args.batch_size}, "
+        f"workers {args.workers}, torch threads {torch.get_num_threads()}, device {device}, "
+        f"weights {weights}"
+    )
     print(f"facet layer {FACET_LAYER}; target layers {', '.join(TARGET_LAYERS)}")
     print(f"load average before: {load_average()}")
     print()
-    print(f"{'repeat':>6}  {'bare s':>8}  {'bare img/s':>11}  {'extract s':>9}  "
-          f"{'extract img/s':>13}  {'ratio':>6}")
+    print(
+        f"{'repeat':>6}  {'bare s':>8}  {'bare img/s':>11}  {'extract s':>9}  "
+        f"{'extract img/s':>13}  {'ratio':>6}"
+    )
     bare_rates, extract_rates = [], []
     file_size = 0
     with tempfile.TemporaryDirectory(prefix="facetviz-bench-") as tmp:
@@ -147,21 +166,30 @@ def main() -> int:
             extract_s, file_size = extract_once(Path(tmp))
             bare_rates.append(n / bare_s)
             extract_rates.append(n / extract_s)
-            print(f"{repeat:>6}  {bare_s:>8.2f}  {n / bare_s:>11.0f}  {extract_s:>9.2f}  "
-                  f"{n / extract_s:>13.0f}  {bare_s / extract_s:>6.3f}", flush=True)
+            print(
+                f"{repeat:>6}  {bare_s:>8.2f}  {n / bare_s:>11.0f}  {extract_s:>9.2f}  "
+                f"{n / extract_s:>13.0f}  {bare_s / extract_s:>6.3f}",
+                flush=True,
+            )
     bare_median = statistics.median(bare_rates)
     extract_median = statistics.median(extract_rates)
     ratio = extract_median / bare_median
-    print(f"{'median':>6}  {n / bare_median:>8.2f}  {bare_median:>11.0f}  "
-          f"{n / extract_median:>9.2f}  {extract_median:>13.0f}  {ratio:>6.3f}")
+    print(
+        f"{'median':>6}  {n / bare_median:>8.2f}  {bare_median:>11.0f}  "
+        f"{n / extract_median:>9.2f}  {extract_median:>13.0f}  {ratio:>6.3f}"
+    )
     paired = statistics.median(e / b for e, b in zip(extract_rates, bare_rates, strict=True))
     print()
     print(f"activations file: {file_size / 2**20:.1f} MiB; load average after: {load_average()}")
-    print(f"median of the per-repeat ratios: {paired:.3f} (spread of the per-repeat ratios "
-          "shows how noisy the machine was)")
+    print(
+        f"median of the per-repeat ratios: {paired:.3f} (spread of the per-repeat ratios "
+        "shows how noisy the machine was)"
+    )
     verdict = "meets" if ratio >= GOAL else "misses"
-    print(f"ratio (extract images/s / bare images/s, medians): {ratio:.3f} -- {verdict} the "
-          f"goal of >= {GOAL}")
+    print(
+        f"ratio (extract images/s / bare images/s, medians): {ratio:.3f} -- {verdict} the "
+        f"goal of >= {GOAL}"
+    )
     return 0
 
 

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from facetviz import __version__
-from facetviz.activations import Activations, extract
+from facetviz.activations import Activations, BackgroundWriter, extract
 from facetviz.data import FacetDataset, open_dataset, read_idx
 from facetviz.errors import FacetvizError
 from facetviz.io import open_h5
@@ -168,18 +168,19 @@ def test_reader_unit_and_codes(activations_file: Path, network, dataset) -> None
         np.testing.assert_allclose(fc, expected[FC_LAYER][:, 2].numpy(), rtol=1e-4, atol=1e-5)
         conv_max = activations.unit(CONV_LAYER, 5, "max")
         conv_center = activations.unit(CONV_LAYER, 5, "center")
-        np.testing.assert_allclose(conv_max, expected[CONV_LAYER][:, 5].amax((1, 2)).numpy(),
-                                   rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(
+            conv_max, expected[CONV_LAYER][:, 5].amax((1, 2)).numpy(), rtol=1e-4, atol=1e-5
+        )
         assert not np.allclose(conv_max, conv_center)
         with pytest.raises(FacetvizError, match="rerun the activations stage"):
             activations.unit("features.3", 0, "center")
 
-        rows = np.array([250, 7, 130, 0, len(dataset) - 1])
+        rows = np.array([250, 7, 130, 0, 7, len(dataset) - 1])  # unsorted, one repeat
         codes = activations.codes(rows)
         assert codes.dtype == np.float32
-        assert codes.shape == (5, 256)
+        assert codes.shape == (6, 256)
         stored = h5py.File(activations_file, "r")["codes"][:].astype(np.float32)
-        np.testing.assert_array_equal(codes, stored[np.sort(rows)])
+        np.testing.assert_array_equal(codes, stored[rows])
 
 
 class FailingDataset(FacetDataset):
@@ -187,8 +188,14 @@ class FailingDataset(FacetDataset):
 
     def __init__(self, inner: FacetDataset, fail_at: int, keep: np.ndarray | None = None) -> None:
         keep = np.arange(len(inner)) if keep is None else keep
-        super().__init__(inner.label_space, inner.fine_labels[keep], inner.indices[keep],
-                         inner.image_size, inner.channels, inner.description)
+        super().__init__(
+            inner.label_space,
+            inner.fine_labels[keep],
+            inner.indices[keep],
+            inner.image_size,
+            inner.channels,
+            inner.description,
+        )
         self.inner, self.fail_at, self.keep = inner, fail_at, keep
 
     def _load(self, position: int) -> torch.Tensor:
@@ -207,8 +214,12 @@ def test_conv_facet_layer_is_flattened(tmp_path: Path, network, dataset) -> None
     expected = outputs[CONV_LAYER].flatten(1).numpy()
     with h5py.File(out, "r") as handle:
         assert handle["codes"].shape == (len(subset), 32 * 7 * 7)
-        np.testing.assert_allclose(handle["codes"][:].astype(np.float32), expected,
-                                   rtol=2e-3, atol=2e-3 * float(np.abs(expected).max()))
+        np.testing.assert_allclose(
+            handle["codes"][:].astype(np.float32),
+            expected,
+            rtol=2e-3,
+            atol=2e-3 * float(np.abs(expected).max()),
+        )
         np.testing.assert_array_equal(handle["indices"][:], dataset.indices[subset.keep])
 
 
@@ -217,8 +228,11 @@ def test_layer_with_3d_output(tmp_path: Path, dataset: FacetDataset) -> None:
     unit_values flattens it, so the stored layer must hold the same [N, C * L] values."""
     torch.manual_seed(0)
     module = torch.nn.Sequential(
-        torch.nn.Conv2d(1, 4, 3, padding=1), torch.nn.Flatten(2), torch.nn.ReLU(),  # 2: [N, 4, 784]
-        torch.nn.Flatten(1), torch.nn.Linear(4 * 784, 3),
+        torch.nn.Conv2d(1, 4, 3, padding=1),
+        torch.nn.Flatten(2),
+        torch.nn.ReLU(),  # 2: [N, 4, 784]
+        torch.nn.Flatten(1),
+        torch.nn.Linear(4 * 784, 3),
     ).eval()
     net = Network(module, (0.5,), (0.5,), {"kind": "custom"})
     subset = FailingDataset(dataset, fail_at=-1, keep=np.arange(40))
@@ -229,8 +243,9 @@ def test_layer_with_3d_output(tmp_path: Path, dataset: FacetDataset) -> None:
     expected = unit_values(outputs["2"], "center").numpy()
     with Activations(out) as activations:
         assert activations.file["layers/2/value"].shape == expected.shape == (40, 4 * 784)
-        np.testing.assert_allclose(activations.unit("2", 1000, "center"), expected[:, 1000],
-                                   rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(
+            activations.unit("2", 1000, "center"), expected[:, 1000], rtol=1e-5, atol=1e-6
+        )
 
 
 def test_failed_extract_leaves_nothing(tmp_path: Path, network, dataset) -> None:
@@ -246,8 +261,14 @@ def test_failed_extract_keeps_a_previous_file(tmp_path: Path, network, dataset) 
     out = tmp_path / "activations.h5"
     out.write_bytes(b"previous")
     with pytest.raises(OSError):
-        extract(network, FailingDataset(dataset, fail_at=60), FACET_LAYER, [FC_LAYER], out,
-                batch_size=BATCH)
+        extract(
+            network,
+            FailingDataset(dataset, fail_at=60),
+            FACET_LAYER,
+            [FC_LAYER],
+            out,
+            batch_size=BATCH,
+        )
     assert out.read_bytes() == b"previous"
     assert [p.name for p in tmp_path.iterdir()] == ["activations.h5"]
 
@@ -309,3 +330,17 @@ def test_reader_opens_read_only(tmp_path: Path, activations_file: Path) -> None:
     handle.close()
     assert copy.stat().st_mtime == past
     assert copy.read_bytes() == activations_file.read_bytes()
+
+
+def test_background_writer_writes_in_order_and_raises_write_errors(tmp_path: Path) -> None:
+    with h5py.File(tmp_path / "out.h5", "w") as handle:
+        target = handle.create_dataset("values", shape=(6, 2), dtype="float32")
+        with BackgroundWriter(depth=1) as writer:
+            for start in range(0, 6, 2):
+                writer.put(target, start, start + 2, np.full((2, 2), start, dtype=np.float32))
+            writer.finish()
+        assert target[:, 0].tolist() == [0, 0, 2, 2, 4, 4]
+
+        with BackgroundWriter() as writer, pytest.raises(TypeError):
+            writer.put(target, 0, 2, np.zeros((3, 5), dtype=np.float32))  # wrong shape
+            writer.finish()

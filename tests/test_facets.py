@@ -193,8 +193,9 @@ def small_activations(tmp_path: Path) -> Path:
     center[:, 2] = np.arange(10)
     top = np.zeros((10, 3))
     top[:, 2] = -np.arange(10)
-    return write_activations(tmp_path / "activations.h5", labels, fc,
-                             {"center": center, "max": top, "mean": center})
+    return write_activations(
+        tmp_path / "activations.h5", labels, fc, {"center": center, "max": top, "mean": center}
+    )
 
 
 def test_select_label(small_activations: Path) -> None:
@@ -216,10 +217,18 @@ def test_select_top_fc(small_activations: Path) -> None:
 
 def test_select_top_uses_the_spatial_rule(small_activations: Path) -> None:
     with Activations(small_activations) as activations:
-        center = select_rows(activations, {"name": "c", "layer": "conv", "unit": 2,
-                                           "spatial": "center"}, {"top_n": 3}, 0)
-        top = select_rows(activations, {"name": "c", "layer": "conv", "unit": 2,
-                                        "spatial": "max"}, {"top_n": 3}, 0)
+        center = select_rows(
+            activations,
+            {"name": "c", "layer": "conv", "unit": 2, "spatial": "center"},
+            {"top_n": 3},
+            0,
+        )
+        top = select_rows(
+            activations,
+            {"name": "c", "layer": "conv", "unit": 2, "spatial": "max"},
+            {"top_n": 3},
+            0,
+        )
     np.testing.assert_array_equal(center, [7, 8, 9])
     np.testing.assert_array_equal(top, [0, 1, 2])
 
@@ -245,8 +254,9 @@ def test_select_cap_is_seeded(small_activations: Path) -> None:
 
 @pytest.fixture(scope="module")
 def dataset(fashion_dir: Path) -> FacetDataset:
-    return open_dataset({"kind": "fashion_mnist", "root": str(fashion_dir),
-                         "label_map": LABEL_MAP}, "train", seed=0)
+    return open_dataset(
+        {"kind": "fashion_mnist", "root": str(fashion_dir), "label_map": LABEL_MAP}, "train", seed=0
+    )
 
 
 @pytest.fixture(scope="module")
@@ -299,8 +309,16 @@ def test_discover_writes_the_documented_outputs(
 
     with h5py.File(out_h5, "r") as handle:
         assert set(handle) == {
-            "rows", "dataset_indices", "embedding", "assignment", "centroids", "nearest",
-            "sizes", "mean_activation", "mean_images", "fine_labels",
+            "rows",
+            "dataset_indices",
+            "embedding",
+            "assignment",
+            "centroids",
+            "nearest",
+            "sizes",
+            "mean_activation",
+            "mean_images",
+            "fine_labels",
         }
         np.testing.assert_array_equal(handle["rows"][:], footwear)
         np.testing.assert_array_equal(handle["dataset_indices"][:], dataset.indices[footwear])
@@ -321,24 +339,28 @@ def test_discover_writes_the_documented_outputs(
     os.utime(out_h5, (1_000_000_000, 1_000_000_000))
     facets = read_facets(out_h5)
     assert out_h5.stat().st_mtime == 1_000_000_000
-    nearest_images = dataset.pixels(dataset.positions_of(
-        facets["dataset_indices"][facets["nearest"][1][facets["nearest"][1] >= 0]]
-    ))
+    nearest_images = dataset.pixels(
+        dataset.positions_of(
+            facets["dataset_indices"][facets["nearest"][1][facets["nearest"][1] >= 0]]
+        )
+    )
     np.testing.assert_allclose(facets["mean_images"][1], nearest_images.mean(0).numpy(), atol=1e-6)
 
 
 def test_discover_top_without_label_map(tmp_path: Path, fashion_dir: Path) -> None:
     """Without a label map there are no fine labels beyond the classes: no ground truth."""
-    dataset = open_dataset({"kind": "fashion_mnist", "root": str(fashion_dir), "max_images": 150},
-                           "train", seed=0)
+    dataset = open_dataset(
+        {"kind": "fashion_mnist", "root": str(fashion_dir), "max_images": 150}, "train", seed=0
+    )
     torch.manual_seed(0)
     network = load_network({"kind": "embedded"}, (1, 28, 28), 10, None)
     activations_path = tmp_path / "activations.h5"
     extract(network, dataset, "classifier.3", ["features.6"], activations_path, batch_size=64)
     neuron = {"name": "ch3", "layer": "features.6", "unit": 3, "spatial": "max", "select": "top"}
     cfg = {**FACETS_CFG, "top_n": 80, "max_images": 60}
-    summary = discover(activations_path, dataset, neuron, cfg, 0, tmp_path / "f.h5",
-                       tmp_path / "f.json")
+    summary = discover(
+        activations_path, dataset, neuron, cfg, 0, tmp_path / "f.h5", tmp_path / "f.json"
+    )
     assert "ground_truth" not in summary
     assert summary["images"] == 60
     assert all("dominant_fine_class" not in f for f in summary["facets"])

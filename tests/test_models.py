@@ -28,6 +28,7 @@ from facetviz.models import (
     resolve_layer,
     save_checkpoint,
     torchvision_cache_path,
+    unit_count,
     unit_values,
     weights_file,
 )
@@ -215,6 +216,10 @@ def test_unit_values_center_is_not_max():
 def test_unit_values_other_ranks_are_flattened_and_bad_rule():
     output = torch.arange(24, dtype=torch.float32).reshape(2, 3, 4)
     assert unit_values(output, "center").shape == (2, 12)
+    # the unit count that config checks and HDF5 datasets use agrees with unit_values
+    for shape in [(3, 4), (7,), (3, 5, 4)]:
+        values = unit_values(torch.zeros(2, *shape), "center")
+        assert unit_count(shape) == values.shape[1]
     with pytest.raises(ConfigError, match="spatial: unknown rule 'median'"):
         unit_values(torch.zeros(1, 2, 3, 3), "median")
 

@@ -14,6 +14,7 @@ from threadpoolctl import threadpool_limits
 
 from facetviz.activations import extract
 from facetviz.data import FacetDataset, open_dataset
+from facetviz.errors import FacetvizError
 from facetviz.facets import discover, read_facets
 from facetviz.figures import neuron_figure, overview_figure
 from facetviz.models import Network, build_architecture, capture, load_network, save_checkpoint
@@ -129,8 +130,9 @@ def test_jitter_is_reproducible() -> None:
 def test_jitter_passes_gradients() -> None:
     images = torch.rand(2, 1, 6, 6, requires_grad=True)
     weights = torch.rand(2, 1, 6, 6)
-    (grad,) = torch.autograd.grad((jitter(images, 1, torch.Generator().manual_seed(0)) * weights)
-                                  .sum(), images)
+    (grad,) = torch.autograd.grad(
+        (jitter(images, 1, torch.Generator().manual_seed(0)) * weights).sum(), images
+    )
     assert torch.allclose(grad.sum((1, 2, 3)), weights.sum((1, 2, 3)))
 
 
@@ -149,8 +151,10 @@ def test_batch_objective_matches_a_direct_forward(network: Network) -> None:
     pixels = torch.rand(len(TARGETS), 1, 28, 28, generator=torch.Generator().manual_seed(0))
     values = batch_objective(network, TARGETS)(pixels)
     assert values.shape == (len(TARGETS),)
-    with capture(network.module, ["classifier.5", "features.6", "classifier.2"]) as out, \
-            torch.no_grad():
+    with (
+        capture(network.module, ["classifier.5", "features.6", "classifier.2"]) as out,
+        torch.no_grad(),
+    ):
         network(pixels)
     conv = out["features.6"]
     expected = [
@@ -160,8 +164,9 @@ def test_batch_objective_matches_a_direct_forward(network: Network) -> None:
         conv[3, 5].mean(),
         out["classifier.2"][4, 7],
     ]
-    np.testing.assert_allclose(values.detach().numpy(), torch.stack(expected).numpy(),
-                               rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        values.detach().numpy(), torch.stack(expected).numpy(), rtol=1e-5, atol=1e-6
+    )
 
 
 def test_batch_objective_leaves_no_hooks(network: Network) -> None:
@@ -231,8 +236,9 @@ def test_ascend_is_reproducible(network: Network) -> None:
 
 @pytest.fixture(scope="module")
 def dataset(fashion_dir: Path) -> FacetDataset:
-    return open_dataset({"kind": "fashion_mnist", "root": str(fashion_dir),
-                         "label_map": LABEL_MAP}, "train", seed=0)
+    return open_dataset(
+        {"kind": "fashion_mnist", "root": str(fashion_dir), "label_map": LABEL_MAP}, "train", seed=0
+    )
 
 
 @pytest.fixture(scope="module")
@@ -242,20 +248,43 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory, dataset: FacetDataset) -> 
     torch.manual_seed(0)
     save_checkpoint(folder / "model.pt", build_architecture({"kind": "embedded"}, 1, 4), {})
     network = load_network({"kind": "embedded"}, (1, 28, 28), 4, folder / "model.pt")
-    extract(network, dataset, "classifier.3", ["classifier.5", "features.6"],
-            folder / "activations.h5", batch_size=128)
+    extract(
+        network,
+        dataset,
+        "classifier.3",
+        ["classifier.5", "features.6"],
+        folder / "activations.h5",
+        batch_size=128,
+    )
     neurons = {
-        "tops": ({"name": "tops", "layer": "classifier.5", "unit": 1, "select": "label",
-                  "class": 1}, 3),
-        "ch2": ({"name": "ch2", "layer": "features.6", "unit": 2, "spatial": "center",
-                 "select": "top"}, 2),
+        "tops": (
+            {"name": "tops", "layer": "classifier.5", "unit": 1, "select": "label", "class": 1},
+            3,
+        ),
+        "ch2": (
+            {"name": "ch2", "layer": "features.6", "unit": 2, "spatial": "center", "select": "top"},
+            2,
+        ),
     }
     with threadpool_limits(1):
         for name, (neuron, k) in neurons.items():
-            cfg = {"k": k, "m": 4, "pca_dims": 10, "perplexity": 30.0, "max_images": 100,
-                   "top_n": 80}
-            discover(folder / "activations.h5", dataset, neuron, cfg, 0,
-                     folder / "facets" / f"{name}.h5", folder / "facets" / f"{name}.json")
+            cfg = {
+                "k": k,
+                "m": 4,
+                "pca_dims": 10,
+                "perplexity": 30.0,
+                "max_images": 100,
+                "top_n": 80,
+            }
+            discover(
+                folder / "activations.h5",
+                dataset,
+                neuron,
+                cfg,
+                0,
+                folder / "facets" / f"{name}.h5",
+                folder / "facets" / f"{name}.json",
+            )
     return folder
 
 
@@ -268,15 +297,23 @@ def trained_network(run_dir: Path) -> Network:
 def synthesized(run_dir: Path, trained_network: Network) -> dict:
     results = {}
     for name in ("tops", "ch2"):
-        results[name] = job.synthesize_neuron(trained_network, run_dir / "facets" / f"{name}.h5",
-                                              SETTINGS, 0, run_dir / "synthesis" / name)
+        results[name] = job.synthesize_neuron(
+            trained_network,
+            run_dir / "facets" / f"{name}.h5",
+            SETTINGS,
+            0,
+            run_dir / "synthesis" / name,
+        )
     return results
 
 
 def test_synthesize_neuron_writes_the_documented_outputs(run_dir: Path, synthesized) -> None:
     out = run_dir / "synthesis" / "tops"
     assert sorted(p.name for p in out.iterdir()) == [
-        "facet_00.png", "facet_01.png", "facet_02.png", "images.h5",
+        "facet_00.png",
+        "facet_01.png",
+        "facet_02.png",
+        "images.h5",
     ]
     facets = read_facets(run_dir / "facets" / "tops.h5")
     with h5py.File(out / "images.h5", "r") as handle:
@@ -288,8 +325,10 @@ def test_synthesize_neuron_writes_the_documented_outputs(run_dir: Path, synthesi
         assert handle["trace"].shape == (SETTINGS["steps"], 3)
         final = handle["activation_final"][:]
         initial = handle["activation_init"][:]
-    assert synthesized["tops"] == {"activation_init": initial.tolist(),
-                                   "activation_final": final.tolist()}
+    assert synthesized["tops"] == {
+        "activation_init": initial.tolist(),
+        "activation_final": final.tolist(),
+    }
     assert np.all(final > initial)
     for facet, image in enumerate(images):
         path = out / f"facet_{facet:02d}.png"
@@ -310,10 +349,12 @@ def test_synthesized_activations_are_the_network_values(
     np.testing.assert_allclose(final, out["features.6"][:, 2, 3, 3].numpy(), rtol=1e-5, atol=1e-6)
 
 
-def test_synthesis_is_reproducible(run_dir: Path, trained_network: Network, synthesized,
-                                   tmp_path: Path) -> None:
-    job.synthesize_neuron(trained_network, run_dir / "facets" / "tops.h5", SETTINGS, 0,
-                          tmp_path / "again")
+def test_synthesis_is_reproducible(
+    run_dir: Path, trained_network: Network, synthesized, tmp_path: Path
+) -> None:
+    job.synthesize_neuron(
+        trained_network, run_dir / "facets" / "tops.h5", SETTINGS, 0, tmp_path / "again"
+    )
     for name in ("facet_00.png", "facet_01.png", "facet_02.png"):
         assert (tmp_path / "again" / name).read_bytes() == (
             run_dir / "synthesis" / "tops" / name
@@ -347,18 +388,23 @@ def test_synthesis_replaces_an_old_output(
     out = tmp_path / "tops"
     out.mkdir()
     (out / "facet_07.png").write_bytes(b"stale")
-    job.synthesize_neuron(trained_network, run_dir / "facets" / "tops.h5",
-                          {**SETTINGS, "steps": 1}, 0, out)
+    job.synthesize_neuron(
+        trained_network, run_dir / "facets" / "tops.h5", {**SETTINGS, "steps": 1}, 0, out
+    )
     assert sorted(p.name for p in out.iterdir()) == [
-        "facet_00.png", "facet_01.png", "facet_02.png", "images.h5",
+        "facet_00.png",
+        "facet_01.png",
+        "facet_02.png",
+        "images.h5",
     ]
     assert [p.name for p in tmp_path.iterdir()] == ["tops"]
 
 
 def test_neuron_figure(run_dir: Path, dataset: FacetDataset, synthesized) -> None:
     out = run_dir / "figures" / "tops.png"
-    neuron_figure(run_dir / "facets" / "tops.h5", run_dir / "synthesis" / "tops", dataset, out,
-                  examples=3)
+    neuron_figure(
+        run_dir / "facets" / "tops.h5", run_dir / "synthesis" / "tops", dataset, out, examples=3
+    )
     assert out.read_bytes()[:8] == PNG_MAGIC
     with Image.open(out) as png:
         width, height = png.size
@@ -380,12 +426,14 @@ def test_overview_figure(run_dir: Path, synthesized, tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["one.png", "overview.png"]
 
 
-def test_failed_figure_leaves_no_file(run_dir: Path, dataset: FacetDataset, synthesized,
-                                      tmp_path: Path) -> None:
+def test_failed_figure_leaves_no_file(
+    run_dir: Path, dataset: FacetDataset, synthesized, tmp_path: Path
+) -> None:
     out = tmp_path / "figure.notaformat"  # matplotlib fails while saving, after drawing
     with pytest.raises(ValueError, match="notaformat"):
         neuron_figure(run_dir / "facets" / "tops.h5", run_dir / "synthesis" / "tops", dataset, out)
-    with pytest.raises(OSError):
-        neuron_figure(run_dir / "facets" / "tops.h5", tmp_path / "missing", dataset,
-                      tmp_path / "figure.png")
+    with pytest.raises(FacetvizError, match="run the 'synthesize' stage first"):
+        neuron_figure(
+            run_dir / "facets" / "tops.h5", tmp_path / "missing", dataset, tmp_path / "figure.png"
+        )
     assert list(tmp_path.iterdir()) == []

@@ -13,6 +13,8 @@ Whole layers are stored, not single units, so adding a neuron in a stored layer 
 from __future__ import annotations
 
 import json
+import queue
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -25,7 +27,7 @@ from facetviz import __version__
 from facetviz.data import FacetDataset
 from facetviz.errors import FacetvizError
 from facetviz.io import atomic_path, open_h5, require_h5_keys
-from facetviz.models import SPATIAL_RULES, Network, capture, unit_values
+from facetviz.models import SPATIAL_RULES, Network, capture, unit_count, unit_values
 from facetviz.progress import Progress, log
 from facetviz.train import loader
 
@@ -54,24 +56,29 @@ def extract(
     network.to(device).module.eval()
     target_layers = list(dict.fromkeys(target_layers))
     progress = Progress("activations", n, "images")
-    with atomic_path(out_path) as tmp, h5py.File(tmp, "w") as out:
+    with (
+        atomic_path(out_path) as tmp,
+        h5py.File(tmp, "w") as out,
+        BackgroundWriter() as writer,
+        capture(network.module, [facet_layer, *target_layers]) as outputs,
+        torch.inference_mode(),
+    ):
         written = 0
-        with (
-            capture(network.module, [facet_layer, *target_layers]) as outputs,
-            torch.inference_mode(),
-        ):
-            for pixels, _labels, _fine, _index in loader(dataset, batch_size, workers):
-                network(pixels.to(device))
-                if written == 0:
-                    _create_datasets(out, outputs, facet_layer, target_layers, n)
-                stop = written + len(pixels)
-                out["codes"][written:stop] = outputs[facet_layer].flatten(1).cpu().numpy()
-                for layer in target_layers:
-                    for rule in _rules_for(outputs[layer]):
-                        values = unit_values(outputs[layer], "center" if rule == "value" else rule)
-                        out[f"layers/{layer}/{rule}"][written:stop] = values.float().cpu().numpy()
-                written = stop
-                progress.update(len(pixels))
+        targets: dict[str, h5py.Dataset] = {}
+        for pixels, _labels, _fine, _index in loader(dataset, batch_size, workers):
+            network(pixels.to(device))
+            if written == 0:
+                codes, targets = _create_datasets(out, outputs, facet_layer, target_layers, n)
+            stop = written + len(pixels)
+            code_batch = outputs[facet_layer].flatten(1).to(torch.float16)
+            writer.put(codes, written, stop, code_batch.cpu().numpy())
+            for key, target in targets.items():
+                layer, rule = key.rsplit("/", 1)
+                values = unit_values(outputs[layer], "center" if rule == "value" else rule)
+                writer.put(target, written, stop, values.float().cpu().numpy())
+            written = stop
+            progress.update(len(pixels))
+        writer.finish()
         out["labels"] = dataset.labels
         out["fine_labels"] = dataset.fine_labels
         out["indices"] = dataset.indices
@@ -103,16 +110,66 @@ def extract(
     )
 
 
+class BackgroundWriter:
+    """Writes array slices into HDF5 datasets on a thread, overlapping the next forward pass.
+
+    The queue is bounded, so at most `depth` pending batches are held in memory. A failed write
+    is raised in the caller at its next `put` or at `finish`.
+    """
+
+    def __init__(self, depth: int = 8) -> None:
+        self._queue: queue.Queue[tuple[h5py.Dataset, int, int, np.ndarray] | None] = queue.Queue(
+            maxsize=depth
+        )
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="facetviz-h5-writer", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while (item := self._queue.get()) is not None:
+            if self._error is None:  # after a failure, drain without writing
+                target, start, stop, values = item
+                try:
+                    target[start:stop] = values
+                except BaseException as err:  # noqa: BLE001 - re-raised in the caller
+                    self._error = err
+
+    def _raise_if_failed(self) -> None:
+        if self._error is not None:
+            raise self._error
+
+    def put(self, target: h5py.Dataset, start: int, stop: int, values: np.ndarray) -> None:
+        self._raise_if_failed()
+        self._queue.put((target, start, stop, values))
+
+    def finish(self) -> None:
+        """Wait until every write is done; raise the first write error."""
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join()
+        self._raise_if_failed()
+
+    def __enter__(self) -> BackgroundWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        # on an error in the caller, stop the thread before the file closes under it
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join()
+
+
 def _create_datasets(
     out: h5py.File,
     outputs: dict[str, torch.Tensor],
     facet_layer: str,
     target_layers: list[str],
     n: int,
-) -> None:
+) -> tuple[h5py.Dataset, dict[str, h5py.Dataset]]:
+    """Create the datasets sized from the first batch; return handles to write through."""
     code_dim = int(np.prod(outputs[facet_layer].shape[1:]))
     rows = int(min(n, max(1, CHUNK_BYTES // (2 * code_dim))))
-    out.create_dataset(
+    codes = out.create_dataset(
         "codes",
         shape=(n, code_dim),
         dtype="float16",
@@ -121,13 +178,16 @@ def _create_datasets(
         compression_opts=1,
         shuffle=True,
     )
+    targets: dict[str, h5py.Dataset] = {}
     for layer in target_layers:
-        units = outputs[layer].shape[1]
+        units = unit_count(outputs[layer].shape[1:])
         rows = int(min(n, max(1, CHUNK_BYTES // (4 * units))))
         for rule in _rules_for(outputs[layer]):
-            out.create_dataset(
-                f"layers/{layer}/{rule}", shape=(n, units), dtype="float32", chunks=(rows, units)
+            key = f"{layer}/{rule}"
+            targets[key] = out.create_dataset(
+                f"layers/{key}", shape=(n, units), dtype="float32", chunks=(rows, units)
             )
+    return codes, targets
 
 
 class Activations:
@@ -155,8 +215,10 @@ class Activations:
         return group[rule][:, unit]
 
     def codes(self, rows: np.ndarray) -> np.ndarray:
-        """Codes of the given rows (sorted, as h5py requires) as float32."""
-        return self.file["codes"][np.sort(rows)].astype(np.float32)
+        """Codes of the given rows, in the order given, as float32."""
+        # h5py reads only sorted, unique indices
+        unique, inverse = np.unique(rows, return_inverse=True)
+        return self.file["codes"][unique].astype(np.float32)[inverse]
 
     def attrs(self) -> dict[str, Any]:
         return dict(self.file.attrs)

@@ -11,7 +11,7 @@ from typing import Any
 
 from facetviz.data import input_spec
 from facetviz.errors import ConfigError
-from facetviz.models import meta_architecture, output_shapes, resolve_layer
+from facetviz.models import meta_architecture, output_shapes, resolve_layer, unit_count
 
 
 def check_run_config(config: dict[str, Any]) -> list[dict[str, Any]]:
@@ -38,7 +38,7 @@ def check_run_config(config: dict[str, Any]) -> list[dict[str, Any]]:
         if neuron["name"] in seen:
             raise ConfigError(f"{key}.name: {neuron['name']!r} is used twice; names must be unique")
         seen.add(neuron["name"])
-        units = shapes[neuron["layer"]][0]
+        units = unit_count(shapes[neuron["layer"]])
         if neuron["unit"] >= units:
             raise ConfigError(
                 f"{key}.unit: {neuron['unit']} is out of range for layer {neuron['layer']!r}, "

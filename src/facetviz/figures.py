@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-import h5py
 import matplotlib
 
 matplotlib.use("Agg")
@@ -14,7 +13,7 @@ import numpy as np  # noqa: E402
 
 from facetviz.data import FacetDataset  # noqa: E402
 from facetviz.facets import read_facets  # noqa: E402
-from facetviz.io import atomic_path  # noqa: E402
+from facetviz.io import atomic_path, open_h5  # noqa: E402
 
 
 def _show(axis, image: np.ndarray) -> None:
@@ -28,16 +27,18 @@ def _show(axis, image: np.ndarray) -> None:
 
 
 def _read_synthesis(synthesis_dir: str | Path) -> dict[str, np.ndarray]:
-    with h5py.File(Path(synthesis_dir) / "images.h5", "r") as handle:
+    with open_h5(Path(synthesis_dir) / "images.h5", "synthesize") as handle:
         return {key: handle[key][:] for key in handle}
 
 
 def _save(fig, out_path: str | Path) -> None:
-    with atomic_path(out_path) as tmp:
-        fig.savefig(
-            tmp, format=Path(out_path).suffix.lstrip(".") or "png", dpi=110, bbox_inches="tight"
-        )
-    plt.close(fig)
+    try:
+        with atomic_path(out_path) as tmp:
+            fig.savefig(
+                tmp, format=Path(out_path).suffix.lstrip(".") or "png", dpi=110, bbox_inches="tight"
+            )
+    finally:
+        plt.close(fig)
 
 
 def neuron_figure(

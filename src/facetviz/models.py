@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -296,6 +297,13 @@ def unit_values(output: torch.Tensor, spatial: str) -> torch.Tensor:
     if spatial == "mean":
         return output.mean(dim=(2, 3))
     raise ConfigError(f"spatial: unknown rule {spatial!r}; use one of {', '.join(SPATIAL_RULES)}")
+
+
+def unit_count(shape: Sequence[int]) -> int:
+    """Units of a layer with output `shape` (no batch), as `unit_values` counts them."""
+    if len(shape) == 3:
+        return int(shape[0])
+    return int(np.prod(shape)) if shape else 1
 
 
 def meta_architecture(model_cfg: dict[str, Any], in_channels: int, num_classes: int) -> nn.Module:
