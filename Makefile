@@ -7,6 +7,8 @@ SNAKEMAKE := $(VENV)/bin/snakemake
 INSTALLED := $(VENV)/.installed
 FASHION_MNIST := /usr/share/datasets/fashion-mnist
 WORKFLOW_PROFILE := --workflow-profile workflow/profiles/default
+# Snakemake jobs run `python -m facetviz`: the venv's python comes first on PATH.
+export PATH := $(abspath $(VENV))/bin:$(PATH)
 
 .PHONY: run test lint bench dataset clean
 
@@ -18,7 +20,8 @@ test: $(INSTALLED) dataset
 
 lint: $(INSTALLED)
 	$(PY) -m ruff check .
-	$(SNAKEMAKE) $(WORKFLOW_PROFILE) --lint
+	$(PY) -m ruff format --check .
+	.ci/snakemake-lint $(SNAKEMAKE) $(WORKFLOW_PROFILE)
 
 bench: $(INSTALLED) dataset
 	$(PY) bench/activations_throughput.py

@@ -13,7 +13,6 @@ from PIL import Image
 from facetviz.data import DEBIAN_FASHION_MNIST, FASHION_MNIST_CLASSES
 
 REPO = Path(__file__).resolve().parents[1]
-PYTHON_BIN = Path(__file__).resolve().parents[1] / ".venv" / "bin"
 
 
 def write_idx(path: Path, array: np.ndarray) -> None:

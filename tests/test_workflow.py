@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -79,7 +80,10 @@ def snakemake(workdir: Path, config: dict | Path, *args: str) -> subprocess.Comp
         "2",
         *args,
     ]
-    return subprocess.run(command, capture_output=True, text=True, timeout=900)
+    # jobs run `python -m facetviz`: the python on PATH must be this one, as `make` arranges
+    path = os.pathsep.join((str(Path(sys.executable).parent), os.environ.get("PATH", "")))
+    env = {**os.environ, "PATH": path}
+    return subprocess.run(command, capture_output=True, text=True, timeout=900, env=env)
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,5 @@
 # Config validation and helpers shared by the rules.
 import json
-import os
 import re
 import sys
 from pathlib import Path
@@ -10,13 +9,12 @@ from snakemake.utils import min_version, validate
 
 min_version("9.0")
 
-# The package is importable from this source tree, here and in every job, without installing it.
+# The package is importable from this source tree here, without installing it. Jobs run
+# `python -m facetviz`: the `python` on PATH must have facetviz installed (`make` puts the
+# project's venv first on PATH; by hand, activate the venv first).
 SRC = str(Path(workflow.basedir) / "src")
 if SRC not in sys.path:
     sys.path.insert(0, SRC)
-os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (SRC, os.environ.get("PYTHONPATH")) if p)
-# Jobs' `python` is the interpreter that runs Snakemake (the project's venv), whatever PATH said.
-os.environ["PATH"] = os.pathsep.join((str(Path(sys.executable).parent), os.environ["PATH"]))
 
 validate(config, "../schemas/config.schema.yaml")
 
