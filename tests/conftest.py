@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from facetviz.data import DEBIAN_FASHION_MNIST, FASHION_MNIST_CLASSES
+from facetviz.data import DEBIAN_FASHION_MNIST, FASHION_MNIST_CLASSES, FacetDataset, open_dataset
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -45,6 +45,22 @@ def fashion_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
         write_idx(folder / f"{split}-images-idx3-ubyte.gz", synthetic_fashion_images(labels, seed))
         write_idx(folder / f"{split}-labels-idx1-ubyte.gz", labels)
     return folder
+
+
+# The default run's coarse classes: every Fashion-MNIST image belongs to one of the four.
+COARSE_LABEL_MAP = {
+    "footwear": ["Sandal", "Sneaker", "Ankle boot"],
+    "tops": ["T-shirt/top", "Pullover", "Coat", "Shirt"],
+    "trouser-dress": ["Trouser", "Dress"],
+    "bag": ["Bag"],
+}
+
+
+@pytest.fixture(scope="session")
+def coarse_fashion(fashion_dir: Path) -> FacetDataset:
+    """The small Fashion-MNIST's train split with the coarse label map."""
+    config = {"kind": "fashion_mnist", "root": str(fashion_dir), "label_map": COARSE_LABEL_MAP}
+    return open_dataset(config, "train", seed=0)
 
 
 @pytest.fixture(scope="session")

@@ -10,6 +10,7 @@ import h5py
 import numpy as np
 import pytest
 import torch
+from conftest import COARSE_LABEL_MAP
 from sklearn.metrics import adjusted_rand_score
 from threadpoolctl import threadpool_limits
 
@@ -26,12 +27,7 @@ from facetviz.facets import (
 )
 from facetviz.models import build_architecture, load_network, save_checkpoint
 
-LABEL_MAP = {
-    "footwear": ["Sandal", "Sneaker", "Ankle boot"],
-    "tops": ["T-shirt/top", "Pullover", "Coat", "Shirt"],
-    "trouser-dress": ["Trouser", "Dress"],
-    "bag": ["Bag"],
-}
+LABEL_MAP = COARSE_LABEL_MAP
 FACETS_CFG = {"k": 3, "m": 5, "pca_dims": 10, "perplexity": 30.0, "max_images": None, "top_n": 60}
 
 
@@ -253,10 +249,8 @@ def test_select_cap_is_seeded(small_activations: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def dataset(fashion_dir: Path) -> FacetDataset:
-    return open_dataset(
-        {"kind": "fashion_mnist", "root": str(fashion_dir), "label_map": LABEL_MAP}, "train", seed=0
-    )
+def dataset(coarse_fashion: FacetDataset) -> FacetDataset:
+    return coarse_fashion
 
 
 @pytest.fixture(scope="module")

@@ -9,11 +9,12 @@ import h5py
 import numpy as np
 import pytest
 import torch
+from conftest import COARSE_LABEL_MAP
 from PIL import Image
 from threadpoolctl import threadpool_limits
 
 from facetviz.activations import extract
-from facetviz.data import FacetDataset, open_dataset
+from facetviz.data import FacetDataset
 from facetviz.errors import FacetvizError
 from facetviz.facets import discover, read_facets
 from facetviz.figures import neuron_figure, overview_figure
@@ -24,12 +25,7 @@ from facetviz.synthesis.regularizers import total_variation
 from facetviz.synthesis.render import AscentSettings, ascend
 from facetviz.synthesis.transforms import jitter
 
-LABEL_MAP = {
-    "footwear": ["Sandal", "Sneaker", "Ankle boot"],
-    "tops": ["T-shirt/top", "Pullover", "Coat", "Shirt"],
-    "trouser-dress": ["Trouser", "Dress"],
-    "bag": ["Bag"],
-}
+LABEL_MAP = COARSE_LABEL_MAP
 SETTINGS = {"steps": 6, "step_size": 0.03, "tv_weight": 0.2, "jitter": 1}
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -235,10 +231,8 @@ def test_ascend_is_reproducible(network: Network) -> None:
 
 
 @pytest.fixture(scope="module")
-def dataset(fashion_dir: Path) -> FacetDataset:
-    return open_dataset(
-        {"kind": "fashion_mnist", "root": str(fashion_dir), "label_map": LABEL_MAP}, "train", seed=0
-    )
+def dataset(coarse_fashion: FacetDataset) -> FacetDataset:
+    return coarse_fashion
 
 
 @pytest.fixture(scope="module")
