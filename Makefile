@@ -25,6 +25,7 @@ lint: $(INSTALLED)
 
 bench: $(INSTALLED) dataset
 	$(PY) bench/activations_throughput.py
+	$(PY) bench/facets_clustering.py
 
 $(INSTALLED): requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)

@@ -175,6 +175,16 @@ def test_unknown_facets_layer():
     assert str(err.value).startswith("facets.layer: 'fc7' is not a module")
 
 
+@pytest.mark.parametrize(("key", "limit"), [("top_n", 5), ("max_images", 9)])
+def test_image_caps_below_k(key: str, limit: int):
+    config = make_config()
+    config["facets"][key] = limit
+    with pytest.raises(ConfigError, match=f"facets.{key}: {limit} images cannot make facets.k"):
+        check_run_config(config)
+    config["facets"][key] = 10
+    check_run_config(config)
+
+
 def test_unknown_class_name():
     config = make_config()
     config["neurons"][1]["class"] = "shoes"

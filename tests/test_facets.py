@@ -20,7 +20,7 @@ from facetviz.errors import FacetvizError
 from facetviz.facets import (
     cluster,
     discover,
-    ground_truth_scores,
+    embed,
     mean_images,
     read_facets,
     select_rows,
@@ -28,7 +28,18 @@ from facetviz.facets import (
 from facetviz.models import build_architecture, load_network, save_checkpoint
 
 LABEL_MAP = COARSE_LABEL_MAP
-FACETS_CFG = {"k": 3, "m": 5, "pca_dims": 10, "perplexity": 30.0, "max_images": None, "top_n": 60}
+FACETS_CFG = {
+    "k": 3,
+    "m": 5,
+    "pca_dims": 10,
+    "perplexity": 30.0,
+    "max_images": None,
+    "top_n": 60,
+    "space": "tsne",
+    "min_size": 1,
+    "compare_spaces": True,
+    "coverage_min_share": 0.05,
+}
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -48,116 +59,128 @@ def blobs(sizes: tuple[int, ...] = (150, 100, 50), dim: int = 20, seed: int = 0)
     return codes[order].astype(np.float32), truth[order]
 
 
+def find_facets(codes, k=3, m=10, pca_dims=10, space="tsne", min_size=1, seed=0):
+    """(points clustered, 2-D view, Facets) as the facets stage computes them."""
+    points, view = embed(codes, pca_dims, 30.0, seed, space)
+    return points, view, cluster(points, k, m, min_size, seed)
+
+
 @pytest.fixture(scope="module")
 def clustered():
     codes, truth = blobs()
-    return codes, truth, cluster(codes, k=3, m=10, pca_dims=10, perplexity=30.0, seed=0)
+    return codes, truth, find_facets(codes)
 
 
 def test_cluster_recovers_blobs(clustered) -> None:
-    codes, truth, (embedding, assignment, centroids, nearest) = clustered
-    assert embedding.shape == (300, 2)
-    assert embedding.dtype == np.float32
-    assert centroids.shape == (3, 2)
-    assert nearest.shape == (3, 10)
-    assert adjusted_rand_score(truth, assignment) > 0.9
+    _codes, truth, (points, view, facets) = clustered
+    assert points.shape == view.shape == (300, 2)  # t-SNE: the map is both
+    assert points.dtype == np.float32
+    assert facets.centroids.shape == (3, 2)
+    assert facets.nearest.shape == (3, 10)
+    assert adjusted_rand_score(truth, facets.assignment) > 0.9
 
 
 def test_facets_are_ranked_by_size(clustered) -> None:
-    _codes, truth, (_embedding, assignment, _centroids, _nearest) = clustered
-    sizes = np.bincount(assignment, minlength=3)
+    _codes, truth, (_points, _view, facets) = clustered
+    sizes = facets.sizes
     assert list(sizes) == sorted(sizes, reverse=True)
     # the blobs have 150, 100 and 50 images: facet 0 is the biggest blob, facet 2 the smallest
     for facet, blob in enumerate((0, 1, 2)):
-        members = truth[assignment == facet]
+        members = truth[facets.assignment == facet]
         assert np.mean(members == blob) > 0.95
+    # cluster_ids say which k-means label each facet is
+    for facet, label in enumerate(facets.cluster_ids):
+        assert np.array_equal(facets.assignment == facet, facets.clusters == label)
 
 
 def test_centroids_are_the_facet_means(clustered) -> None:
-    _codes, _truth, (embedding, assignment, centroids, _nearest) = clustered
+    _codes, _truth, (points, _view, facets) = clustered
     for facet in range(3):
         np.testing.assert_allclose(
-            centroids[facet], embedding[assignment == facet].mean(0), rtol=1e-3, atol=1e-2
+            facets.centroids[facet],
+            points[facets.assignment == facet].mean(0),
+            rtol=1e-3,
+            atol=1e-2,
         )
 
 
 def test_nearest_rows_are_members_sorted_by_distance(clustered) -> None:
-    _codes, _truth, (embedding, assignment, centroids, nearest) = clustered
+    _codes, _truth, (points, _view, facets) = clustered
     for facet in range(3):
-        rows = nearest[facet]
+        rows = facets.nearest[facet]
         assert np.all(rows >= 0)
-        assert np.all(assignment[rows] == facet)
-        distance = np.linalg.norm(embedding[rows] - centroids[facet], axis=1)
+        assert np.all(facets.assignment[rows] == facet)
+        distance = np.linalg.norm(points[rows] - facets.centroids[facet], axis=1)
         assert np.all(np.diff(distance) >= -1e-5)
         # and they are the closest members: no member outside them is nearer than the last
-        members = np.flatnonzero(assignment == facet)
+        members = np.flatnonzero(facets.assignment == facet)
         others = np.setdiff1d(members, rows)
-        other_distance = np.linalg.norm(embedding[others] - centroids[facet], axis=1)
+        other_distance = np.linalg.norm(points[others] - facets.centroids[facet], axis=1)
         assert other_distance.min() >= distance.max() - 1e-4
 
 
 def test_nearest_pads_small_facets_with_minus_one() -> None:
     codes, _truth = blobs(sizes=(30, 20, 4), seed=3)
-    _embedding, assignment, _centroids, nearest = cluster(codes, 3, 8, 5, 30.0, seed=0)
-    smallest = np.bincount(assignment, minlength=3)[2]
+    _points, _view, facets = find_facets(codes, k=3, m=8, pca_dims=5)
+    smallest = facets.sizes[2]
     assert smallest < 8
-    assert np.all(nearest[2, :smallest] >= 0)
-    assert np.all(nearest[2, smallest:] == -1)
-    assert np.all(nearest[0] >= 0)
+    assert np.all(facets.nearest[2, :smallest] >= 0)
+    assert np.all(facets.nearest[2, smallest:] == -1)
+    assert np.all(facets.nearest[0] >= 0)
 
 
-def test_same_seed_is_byte_identical(clustered) -> None:
-    codes, _truth, first = clustered
-    second = cluster(codes, k=3, m=10, pca_dims=10, perplexity=30.0, seed=0)
-    for a, b in zip(first, second, strict=True):
+def test_small_clusters_are_dropped() -> None:
+    codes, truth = blobs(sizes=(60, 40, 6), seed=3)
+    _points, _view, facets = find_facets(codes, k=3, m=8, pca_dims=5, min_size=10)
+    assert len(facets.centroids) == len(facets.cluster_ids) == facets.nearest.shape[0] == 2
+    assert list(facets.sizes) == [60, 40]
+    # the dropped blob's images belong to no facet, and none of them is a nearest image
+    assert set(truth[facets.assignment == -1]) == {2}
+    assert (facets.assignment == -1).sum() == 6
+    assert np.all(facets.assignment[facets.nearest[facets.nearest >= 0]] >= 0)
+    with pytest.raises(FacetvizError, match="facets.min_size = 100"):
+        find_facets(codes, k=3, m=8, pca_dims=5, min_size=100)
+
+
+def test_pca_space_clusters_the_pca_codes() -> None:
+    codes, truth = blobs()
+    points, view, facets = find_facets(codes, pca_dims=10, space="pca")
+    assert points.shape == (300, 10)
+    assert view.shape == (300, 2)
+    np.testing.assert_array_equal(view, points[:, :2])
+    assert facets.centroids.shape == (3, 10)
+    assert adjusted_rand_score(truth, facets.assignment) > 0.9
+    with pytest.raises(FacetvizError, match="facets.space: unknown 'umap'"):
+        embed(codes, 10, 30.0, 0, "umap")
+
+
+@pytest.mark.parametrize("space", ["tsne", "pca"])
+def test_same_seed_is_byte_identical(space: str) -> None:
+    codes, _truth = blobs(seed=4)
+    first = find_facets(codes, space=space)
+    second = find_facets(codes, space=space)
+    for a, b in zip(first[:2], second[:2], strict=True):
+        assert a.tobytes() == b.tobytes()
+    for field in ("clusters", "assignment", "cluster_ids", "centroids", "nearest"):
+        a, b = getattr(first[2], field), getattr(second[2], field)
         assert a.dtype == b.dtype
         assert a.tobytes() == b.tobytes()
 
 
-@pytest.mark.parametrize(("n", "k"), [(4, 5), (2, 2), (0, 1)])
-def test_too_few_images_is_a_facetviz_error(n: int, k: int) -> None:
-    codes = np.random.default_rng(0).normal(size=(n, 8)).astype(np.float32)
-    with pytest.raises(FacetvizError, match=f"{n} images were selected"):
-        cluster(codes, k=k, m=3, pca_dims=5, perplexity=30.0, seed=0)
+@pytest.mark.parametrize(("n", "k"), [(4, 5), (0, 1)])
+def test_fewer_images_than_k_is_a_facetviz_error(n: int, k: int) -> None:
+    points = np.random.default_rng(0).normal(size=(n, 2)).astype(np.float32)
+    with pytest.raises(FacetvizError, match=f"{n} images were selected but facets.k = {k}"):
+        cluster(points, k=k, m=3, min_size=1, seed=0)
 
 
 def test_few_images_still_cluster() -> None:
     """Just enough images: perplexity and PCA dimensions shrink to what the data allows."""
-    codes, truth = blobs(sizes=(5, 4, 3), dim=6, seed=2)
-    embedding, assignment, _centroids, nearest = cluster(codes, 3, 2, 50, 30.0, seed=0)
-    assert embedding.shape == (12, 2)
-    assert sorted(np.bincount(assignment, minlength=3), reverse=True) == list(
-        np.bincount(assignment, minlength=3)
-    )
-    assert nearest.shape == (3, 2)
-
-
-# --- scores --------------------------------------------------------------------------------
-
-
-def test_ground_truth_scores_hand_computed() -> None:
-    assignment = np.array([0, 0, 0, 1, 1, 1])
-    fine = np.array([0, 0, 1, 1, 2, 2])
-    scores = ground_truth_scores(assignment, fine)
-    # purity: facet 0 has majority 2 (of 3), facet 1 majority 2 (of 3) -> 4 / 6
-    assert scores["purity"] == pytest.approx(4 / 6)
-    # MI = 2/3 ln 2; H(facets) = ln 2, H(fine) = ln 3; NMI (arithmetic mean) = MI / ((ln2+ln3)/2)
-    assert scores["nmi"] == pytest.approx((4 / 3) * np.log(2) / np.log(6))
-    # ARI: sum C(n_ij, 2) = 2, rows 6, columns 3, C(6, 2) = 15 -> (2 - 1.2) / (4.5 - 1.2)
-    assert scores["ari"] == pytest.approx(0.8 / 3.3)
-    assert set(scores) == {"purity", "nmi", "ari"}
-    assert all(isinstance(v, float) for v in scores.values())
-
-
-def test_ground_truth_scores_perfect_and_permuted() -> None:
-    fine = np.array([3, 3, 1, 1, 1, 7, 7])
-    assignment = np.array([2, 2, 0, 0, 0, 1, 1])  # same partition, other names
-    assert ground_truth_scores(assignment, fine) == pytest.approx(
-        {"purity": 1.0, "nmi": 1.0, "ari": 1.0}
-    )
-    single = ground_truth_scores(np.zeros(7, dtype=np.int64), fine)
-    assert single["purity"] == pytest.approx(3 / 7)
-    assert single["ari"] == pytest.approx(0.0)
+    codes, _truth = blobs(sizes=(5, 4, 3), dim=6, seed=2)
+    _points, view, facets = find_facets(codes, k=3, m=2, pca_dims=50)
+    assert view.shape == (12, 2)
+    assert list(facets.sizes) == sorted(facets.sizes, reverse=True)
+    assert facets.nearest.shape == (3, 2)
 
 
 # --- selection -----------------------------------------------------------------------------
@@ -295,25 +318,43 @@ def test_discover_writes_the_documented_outputs(
     assert sum(sizes) == len(footwear)
     assert sizes == sorted(sizes, reverse=True)
     for facet in summary["facets"]:
-        assert facet["dominant_fine_class"] in ("Sandal", "Sneaker", "Ankle boot")
-        assert 1 / 3 <= facet["dominant_share"] <= 1
+        assert facet["majority_fine_class"] in ("Sandal", "Sneaker", "Ankle boot")
+        assert 1 / 3 <= facet["majority_share"] <= 1
         assert np.isfinite(facet["mean_activation"])
-    assert set(summary["ground_truth"]) == {"purity", "nmi", "ari"}
-    assert 1 / 3 <= summary["ground_truth"]["purity"] <= 1
+    assert summary["space"] == "tsne" and summary["dropped_clusters"] == 0
+    assert [(g["space"], g["used"]) for g in summary["ground_truth"]] == [
+        ("tsne", True),
+        ("pca", False),
+    ]
+    for scores in summary["ground_truth"]:
+        assert 1 / 3 <= scores["purity"] <= 1
+        assert scores["fine_classes"] == ["Sandal", "Sneaker", "Ankle boot"]
+        assert set(scores["covered"]) <= set(scores["fine_classes"])
+        assert scores["coverage"] == len(scores["covered"]) / 3
 
     with h5py.File(out_h5, "r") as handle:
         assert set(handle) == {
             "rows",
             "dataset_indices",
+            "unit_values",
             "embedding",
+            "clusters",
             "assignment",
+            "cluster_ids",
             "centroids",
+            "embedding_centroids",
             "nearest",
+            "nearest_dataset_indices",
             "sizes",
             "mean_activation",
             "mean_images",
             "fine_labels",
         }
+        nearest = handle["nearest"][:]
+        np.testing.assert_array_equal(
+            handle["nearest_dataset_indices"][:][nearest >= 0],
+            dataset.indices[footwear][nearest[nearest >= 0]],
+        )
         np.testing.assert_array_equal(handle["rows"][:], footwear)
         np.testing.assert_array_equal(handle["dataset_indices"][:], dataset.indices[footwear])
         np.testing.assert_array_equal(handle["fine_labels"][:], dataset.fine_labels[footwear])
@@ -329,6 +370,13 @@ def test_discover_writes_the_documented_outputs(
             expected = logits[footwear][assignment == facet].mean()
             assert handle["mean_activation"][facet] == pytest.approx(expected, rel=1e-5)
     assert sorted(p.name for p in out_h5.parent.iterdir()) == ["footwear.h5", "footwear.json"]
+
+    # the same config again: byte-identical facets
+    again_h5 = tmp_path / "again.h5"
+    discover(activations_path, dataset, neuron, FACETS_CFG, 0, again_h5, tmp_path / "again.json")
+    with h5py.File(out_h5, "r") as first, h5py.File(again_h5, "r") as second:
+        for key in ("assignment", "clusters", "embedding", "nearest", "mean_images"):
+            assert first[key][:].tobytes() == second[key][:].tobytes(), key
 
     os.utime(out_h5, (1_000_000_000, 1_000_000_000))
     facets = read_facets(out_h5)
@@ -357,7 +405,7 @@ def test_discover_top_without_label_map(tmp_path: Path, fashion_dir: Path) -> No
     )
     assert "ground_truth" not in summary
     assert summary["images"] == 60
-    assert all("dominant_fine_class" not in f for f in summary["facets"])
+    assert all("majority_fine_class" not in f for f in summary["facets"])
     facets = read_facets(tmp_path / "f.h5")
     with Activations(activations_path) as activations:
         values = activations.unit("features.6", 3, "max")

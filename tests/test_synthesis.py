@@ -17,7 +17,7 @@ from facetviz.activations import extract
 from facetviz.data import FacetDataset
 from facetviz.errors import FacetvizError
 from facetviz.facets import discover, read_facets
-from facetviz.figures import neuron_figure, overview_figure
+from facetviz.figures import embedding_figure, neuron_figure, overview_figure
 from facetviz.models import Network, build_architecture, capture, load_network, save_checkpoint
 from facetviz.synthesis import job
 from facetviz.synthesis.objectives import Unit, batch_objective
@@ -406,6 +406,19 @@ def test_neuron_figure(run_dir: Path, dataset: FacetDataset, synthesized) -> Non
     assert sorted(p.name for p in out.parent.iterdir()) == ["tops.png"]
     summary = json.loads((run_dir / "facets" / "tops.json").read_text())
     assert len(summary["facets"]) == 3
+
+
+@pytest.mark.parametrize("neuron", ["tops", "ch2"])
+def test_embedding_figure(run_dir: Path, neuron: str, tmp_path: Path) -> None:
+    out = tmp_path / f"{neuron}.png"
+    embedding_figure(run_dir / "facets" / f"{neuron}.h5", out)
+    assert out.read_bytes()[:8] == PNG_MAGIC
+    with Image.open(out) as png:
+        assert min(png.size) > 400
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f"{neuron}.png"]
+    with pytest.raises(FacetvizError, match="run the 'facets' stage first"):
+        embedding_figure(tmp_path / "missing.h5", tmp_path / "never.png")
+    assert not (tmp_path / "never.png").exists()
 
 
 def test_overview_figure(run_dir: Path, synthesized, tmp_path: Path) -> None:

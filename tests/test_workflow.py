@@ -117,7 +117,8 @@ def test_tiny_run_writes_every_stage(tiny_run):
         sizes = [facet["size"] for facet in summary["facets"]]
         assert len(sizes) == K and sizes == sorted(sizes, reverse=True)
         assert sum(sizes) == summary["images"]
-        assert "purity" in summary["ground_truth"]
+        assert [scores["space"] for scores in summary["ground_truth"]] == ["tsne", "pca"]
+        assert Image.open(results / "figures" / "embedding" / f"{name}.png").width > 300
         pngs = sorted((results / "synthesis" / name).glob("facet_*.png"))
         assert len(pngs) == K
         assert Image.open(pngs[0]).size == (28, 28)
@@ -129,6 +130,9 @@ def test_tiny_run_writes_every_stage(tiny_run):
         assert figure.width > 300 and figure.height > 300
         assert (results / "logs" / "facets" / f"{name}.log").stat().st_size > 0
     assert Image.open(results / "figures" / "overview.png").height > 100
+    table = (results / "facets" / "table.csv").read_text().splitlines()
+    assert len(table) == 1 + 2 * len(names)  # header, then each neuron in both spaces
+    assert "purity" in (results / "logs" / "facets" / "table.log").read_text()
     assert not list(results.rglob("*.partial-*")), "a stage left a partial output behind"
 
 
@@ -136,7 +140,7 @@ def test_footwear_facets_contain_only_footwear(tiny_run):
     results, _workdir, _config = tiny_run
     summary = json.loads((results / "facets" / "footwear.json").read_text())
     for facet in summary["facets"]:
-        assert facet["dominant_fine_class"] in COARSE["footwear"]
+        assert facet["majority_fine_class"] in COARSE["footwear"]
 
 
 def test_second_run_has_nothing_to_do(tiny_run):
@@ -144,6 +148,31 @@ def test_second_run_has_nothing_to_do(tiny_run):
     result = snakemake(workdir, config, "--dry-run")
     assert result.returncode == 0, result.stderr[-3000:]
     assert "Nothing to be done" in result.stdout + result.stderr
+
+
+def planned_jobs(output: str) -> dict[str, int]:
+    """The job counts of a dry run's summary table."""
+    lines = output.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.split() == ["job", "count"])
+    jobs = {}
+    for line in lines[start + 2 :]:
+        parts = line.split()
+        if len(parts) != 2 or not parts[1].isdigit():
+            break
+        jobs[parts[0]] = int(parts[1])
+    return jobs
+
+
+def test_changing_a_facets_setting_reruns_facets_onward_only(tiny_run):
+    _results, workdir, config = tiny_run
+    changed = {**config, "facets": {**config["facets"], "space": "pca"}}
+    result = snakemake(workdir, changed, "--dry-run")
+    assert result.returncode == 0, result.stderr[-3000:]
+    jobs = planned_jobs(result.stdout)
+    neurons = len(config["neurons"])
+    assert "train" not in jobs and "activations" not in jobs
+    assert jobs["facets"] == jobs["synthesize"] == jobs["embedding_figure"] == neurons
+    assert jobs["facet_table"] == 1
 
 
 def test_torchvision_model_on_image_folder(tmp_path: Path):
@@ -161,7 +190,15 @@ def test_torchvision_model_on_image_folder(tmp_path: Path):
             "label_map": {"first": ["n0001"], "rest": ["n0002", "n0003"]},
         },
         "model": {"kind": "torchvision", "arch": "resnet18", "weights": "random"},
-        "facets": {"layer": "avgpool", "k": 2, "m": 3, "pca_dims": 5, "perplexity": 5, "top_n": 20},
+        "facets": {
+            "layer": "avgpool",
+            "k": 2,
+            "m": 3,
+            "pca_dims": 5,
+            "perplexity": 5,
+            "top_n": 20,
+            "min_size": 2,
+        },
         "neurons": [
             {"name": "logit-1", "layer": "fc", "unit": 1, "select": "label", "class": "rest"},
             {"name": "l4-ch5", "layer": "layer4.0.conv1", "unit": 5, "spatial": "max"},
@@ -232,6 +269,14 @@ BAD_CONFIGS = {
     "conv unit out of range": (
         lambda c: c["neurons"][2].update(unit=32),
         ["neurons[2] (conv-ch3).unit", "32 units"],
+    ),
+    "unknown clustering space": (
+        lambda c: c["facets"].update(space="umap"),
+        ["umap", "space", "tsne"],
+    ),
+    "k above the image cap": (
+        lambda c: c["facets"].update(top_n=2),
+        ["facets.top_n", "facets.k = 3"],
     ),
     "unknown class": (lambda c: c["neurons"][0].update({"class": "hats"}), ["class", "hats"]),
     "missing weights file": (

@@ -101,6 +101,20 @@ def cmd_figure(args: argparse.Namespace, settings: dict[str, Any]) -> None:
     neuron_figure(args.facets, args.synthesis, dataset, args.out, settings["figures"]["examples"])
 
 
+def cmd_embedding(args: argparse.Namespace, settings: dict[str, Any]) -> None:
+    from facetviz.figures import embedding_figure
+
+    embedding_figure(args.facets, args.out)
+
+
+def cmd_facet_table(args: argparse.Namespace, settings: dict[str, Any]) -> None:
+    from facetviz.facet_metrics import write_table
+    from facetviz.io import read_json
+
+    text = write_table([read_json(path) for path in args.summaries], args.out)
+    log.info("facets against fine labels (used: the space the facets come from)\n%s", text)
+
+
 def cmd_overview(args: argparse.Namespace, settings: dict[str, Any]) -> None:
     from facetviz.figures import overview_figure
 
@@ -124,9 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     def stage(name: str, func, help_text: str) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_text)
-        p.add_argument(
-            "--settings", required=True, help="JSON object of the config this stage uses"
-        )
+        p.add_argument("--settings", default="{}", help="JSON object of the config this stage uses")
         p.add_argument("--threads", type=int, default=None, help="CPU threads (default: all)")
         p.set_defaults(func=func)
         return p
@@ -148,6 +160,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = stage("figure", cmd_figure, "one neuron's facets figure")
     p.add_argument("--facets", required=True)
     p.add_argument("--synthesis", required=True)
+    p.add_argument("--out", required=True)
+    p = stage("embedding", cmd_embedding, "one neuron's 2-D embedding with its facets")
+    p.add_argument("--facets", required=True)
+    p.add_argument("--out", required=True)
+    p = stage("facet-table", cmd_facet_table, "the run's table of facets against fine labels")
+    p.add_argument("--summaries", nargs="+", required=True)
     p.add_argument("--out", required=True)
     p = stage("overview", cmd_overview, "facet images of every neuron in one figure")
     p.add_argument("--synthesis", nargs="+", required=True)

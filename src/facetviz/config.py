@@ -20,6 +20,7 @@ def check_run_config(config: dict[str, Any]) -> list[dict[str, Any]]:
     Resolved neurons carry `class` as an integer index (or None for select: top) and `units`, the
     size of their layer. Raises ConfigError naming the offending key.
     """
+    _check_facet_counts(config["facets"])
     input_shape, class_names = input_spec(config["dataset"])
     model_cfg = config["model"]
     num_classes = model_cfg.get("num_classes") or len(class_names)
@@ -48,6 +49,18 @@ def check_run_config(config: dict[str, Any]) -> list[dict[str, Any]]:
             {**neuron, "class": _resolve_class(key, neuron, class_names), "units": units}
         )
     return resolved
+
+
+def _check_facet_counts(facets: dict[str, Any]) -> None:
+    """k facets need at least k images: catch a cap below k before any work."""
+    k = facets.get("k", 10)
+    for key in ("top_n", "max_images"):
+        limit = facets.get(key)
+        if limit is not None and limit < k:
+            raise ConfigError(
+                f"facets.{key}: {limit} images cannot make facets.k = {k} facets; "
+                f"raise facets.{key} or lower facets.k"
+            )
 
 
 def _resolve_class(key: str, neuron: dict[str, Any], class_names: tuple[str, ...]) -> int | None:

@@ -1,11 +1,14 @@
 """Facet discovery (paper §1 steps 2-5): select images, PCA -> t-SNE -> k-means, mean images.
 
-Facets are ranked by size: facet 0 is the largest cluster.
+Facets are ranked by size: facet 0 is the largest cluster. Clusters smaller than
+facets.min_size are dropped (logged). Clustering on the PCA codes instead of the t-SNE map
+(facets.space: pca) lets a user measure whether the paper's t-SNE step matters.
 """
 
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,28 +18,33 @@ import numpy as np
 from sklearn.cluster import KMeans
 from sklearn.decomposition import PCA
 from sklearn.manifold import TSNE
-from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 
 from facetviz.activations import Activations
 from facetviz.data import FacetDataset
 from facetviz.errors import FacetvizError
+from facetviz.facet_metrics import ground_truth
 from facetviz.io import atomic_path, open_h5, require_h5_keys, write_json
 from facetviz.progress import log
 
 STAGE = "facets"
 
 
+SPACES = ("tsne", "pca")
+
+
 @dataclass
 class Facets:
-    rows: np.ndarray  # [n] rows of the activations file that were clustered (sorted)
-    embedding: np.ndarray  # [n, 2]
-    assignment: np.ndarray  # [n] facet of each row, 0 = largest facet
-    centroids: np.ndarray  # [k, 2]
-    nearest: np.ndarray  # [k, m] positions into `rows`, nearest the centroid first; -1 pads
+    """One clustering of a neuron's selected images, with facets ranked by size (0 = largest)."""
+
+    clusters: np.ndarray  # [n] raw k-means label of each image
+    assignment: np.ndarray  # [n] facet of each image; -1 where its cluster was dropped as small
+    cluster_ids: np.ndarray  # [k] the k-means label behind each facet
+    centroids: np.ndarray  # [k, d] in the clustering space
+    nearest: np.ndarray  # [k, m] positions of the images nearest each centroid; -1 pads
 
     @property
     def sizes(self) -> np.ndarray:
-        return np.bincount(self.assignment, minlength=len(self.centroids))
+        return np.bincount(self.assignment[self.assignment >= 0], minlength=len(self.centroids))
 
 
 def select_rows(
@@ -48,7 +56,8 @@ def select_rows(
         if len(rows) == 0:
             raise FacetvizError(
                 f"neuron {neuron['name']}: no images of class {neuron['class']} "
-                f"({activations.class_names[neuron['class']]}) in the dataset"
+                f"({activations.class_names[neuron['class']]}) in the dataset: check the neuron's "
+                "class and dataset.label_map (every class needs images)"
             )
     else:
         values = activations.unit(neuron["layer"], neuron["unit"], neuron.get("spatial", "center"))
@@ -61,39 +70,61 @@ def select_rows(
     return rows
 
 
-def cluster(
-    codes: np.ndarray, k: int, m: int, pca_dims: int, perplexity: float, seed: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(embedding, assignment, centroids, nearest) with facets ranked by size."""
+def embed(
+    codes: np.ndarray, pca_dims: int, perplexity: float, seed: int, space: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """(points to cluster, 2-D view for figures): PCA to `pca_dims`, then for space `tsne` a
+    2-D t-SNE map that is both (the paper), for space `pca` the PCA codes and their first two
+    components."""
+    if space not in SPACES:
+        raise FacetvizError(f"facets.space: unknown {space!r}; use one of {', '.join(SPACES)}")
     n = len(codes)
-    if n < max(k, 3):
-        raise FacetvizError(
-            f"{n} images were selected but k = {k} facets need at least {max(k, 3)}; "
-            "lower facets.k or select more images"
-        )
     dims = min(pca_dims, n, codes.shape[1])
     reduced = PCA(n_components=dims, random_state=seed).fit_transform(codes)
+    if space == "pca":
+        view = reduced[:, :2] if dims >= 2 else np.pad(reduced, ((0, 0), (0, 2 - dims)))
+        return reduced.astype(np.float32), view.astype(np.float32)
     # t-SNE needs perplexity < n; the paper's 30 is fine from ~100 images on
-    perplexity = min(perplexity, max(1.0, (n - 1) / 3))
+    usable = min(perplexity, max(1.0, (n - 1) / 3))
+    if usable < perplexity:
+        log.info("t-SNE perplexity lowered from %g to %.1f for %d images", perplexity, usable, n)
     embedding = TSNE(
-        n_components=2, perplexity=perplexity, init="pca", random_state=seed
+        n_components=2, perplexity=usable, init="pca", random_state=seed
     ).fit_transform(reduced)
-    kmeans = KMeans(n_clusters=k, n_init=10, random_state=seed).fit(embedding)
-    raw, centroids = kmeans.labels_, kmeans.cluster_centers_
+    embedding = embedding.astype(np.float32)
+    return embedding, embedding
 
-    order = np.argsort(-np.bincount(raw, minlength=k), kind="stable")
-    rank_of = np.empty(k, dtype=np.int64)
-    rank_of[order] = np.arange(k)
-    assignment = rank_of[raw]
-    centroids = centroids[order]
 
-    nearest = np.full((k, m), -1, dtype=np.int64)
-    for facet in range(k):
+def cluster(points: np.ndarray, k: int, m: int, min_size: int, seed: int) -> Facets:
+    """k-means on `points`; facets ranked by size; clusters under `min_size` images dropped."""
+    n = len(points)
+    if n < k:
+        raise FacetvizError(
+            f"{n} images were selected but facets.k = {k}: lower facets.k to at most {n}, or "
+            "select more images (facets.top_n, facets.max_images, or a class with more images)"
+        )
+    kmeans = KMeans(n_clusters=k, n_init=10, random_state=seed).fit(points)
+    clusters = kmeans.labels_.astype(np.int64)
+    counts = np.bincount(clusters, minlength=k)
+    order = np.argsort(-counts, kind="stable")
+    kept = order[counts[order] >= min_size]
+    if len(kept) == 0:
+        raise FacetvizError(
+            f"every cluster has fewer than facets.min_size = {min_size} images "
+            f"(largest {counts.max()}): lower facets.min_size or facets.k"
+        )
+    rank_of = np.full(k, -1, dtype=np.int64)
+    rank_of[kept] = np.arange(len(kept))
+    assignment = rank_of[clusters]
+    centroids = kmeans.cluster_centers_[kept].astype(np.float32)
+
+    nearest = np.full((len(kept), m), -1, dtype=np.int64)
+    for facet in range(len(kept)):
         members = np.flatnonzero(assignment == facet)
-        distance = np.linalg.norm(embedding[members] - centroids[facet], axis=1)
+        distance = np.linalg.norm(points[members] - centroids[facet], axis=1)
         closest = members[np.argsort(distance, kind="stable")[:m]]
         nearest[facet, : len(closest)] = closest
-    return embedding.astype(np.float32), assignment, centroids.astype(np.float32), nearest
+    return Facets(clusters, assignment, kept.astype(np.int64), centroids, nearest)
 
 
 def mean_images(
@@ -108,16 +139,6 @@ def mean_images(
     return np.stack([image.numpy() for image in images]).astype(np.float32)
 
 
-def ground_truth_scores(assignment: np.ndarray, fine: np.ndarray) -> dict[str, float]:
-    """Facet recovery against fine labels: size-weighted purity, NMI, ARI."""
-    majority = sum(np.bincount(fine[assignment == f]).max() for f in np.unique(assignment))
-    return {
-        "purity": float(majority / len(fine)),
-        "nmi": float(normalized_mutual_info_score(fine, assignment)),
-        "ari": float(adjusted_rand_score(fine, assignment)),
-    }
-
-
 def discover(
     activations_path: str | Path,
     dataset: FacetDataset,
@@ -128,6 +149,7 @@ def discover(
     out_json: str | Path,
 ) -> dict[str, Any]:
     """Cluster one neuron's images into facets; write the facet file and its JSON summary."""
+    name = neuron["name"]
     with Activations(activations_path) as activations:
         rows = select_rows(activations, neuron, facets_cfg, seed)
         codes = activations.codes(rows)
@@ -138,64 +160,147 @@ def discover(
         fine = activations.fine_labels[rows]
         fine_names = activations.fine_names
         has_fine = activations.has_fine_labels
-    log.info("%s: clustering %d images (%d-d codes)", neuron["name"], len(rows), codes.shape[1])
-    embedding, assignment, centroids, nearest = cluster(
-        codes,
-        facets_cfg["k"],
-        facets_cfg["m"],
+    space = facets_cfg.get("space", "tsne")
+    k, m, min_size = facets_cfg["k"], facets_cfg["m"], facets_cfg.get("min_size", 1)
+    start = time.perf_counter()
+    log.info(
+        "%s: clustering %d images (%d-d codes) by PCA(%d) -> %s -> k-means(%d)",
+        name,
+        len(rows),
+        codes.shape[1],
         facets_cfg["pca_dims"],
-        facets_cfg["perplexity"],
-        seed,
+        "t-SNE(2)" if space == "tsne" else "(no t-SNE)",
+        k,
     )
-    means = mean_images(dataset, dataset_indices, nearest)
-    k = len(centroids)
-    sizes = np.bincount(assignment, minlength=k)
+    points, view = embed(codes, facets_cfg["pca_dims"], facets_cfg["perplexity"], seed, space)
+    facets = cluster(points, k, m, min_size, seed)
+    seconds = time.perf_counter() - start
+    dropped = np.flatnonzero(np.bincount(facets.clusters, minlength=k) < min_size)
+    if len(dropped):
+        log.info(
+            "%s: dropped %d of %d clusters smaller than facets.min_size = %d (sizes %s; %d images)",
+            name,
+            len(dropped),
+            k,
+            min_size,
+            np.bincount(facets.clusters, minlength=k)[dropped].tolist(),
+            int((facets.assignment < 0).sum()),
+        )
+    means = mean_images(dataset, dataset_indices, facets.nearest)
+    sizes = facets.sizes
     mean_activation = np.array(
-        [unit_values[assignment == f].mean() for f in range(k)], dtype=np.float32
+        [unit_values[facets.assignment == f].mean() for f in range(len(sizes))], dtype=np.float32
     )
+    view_centroids = np.stack(
+        [view[facets.assignment == f].mean(0) for f in range(len(sizes))]
+    ).astype(np.float32)
 
     summary: dict[str, Any] = {
-        "neuron": neuron["name"],
+        "neuron": name,
         "layer": neuron["layer"],
         "unit": neuron["unit"],
+        "neuron_config": neuron,
         "images": int(len(rows)),
+        "space": space,
+        "clusters": k,
+        "dropped_clusters": int(len(dropped)),
+        "clustering_seconds": round(seconds, 2),
         "facets": [],
     }
-    for facet in range(k):
+    for facet in range(len(sizes)):
         entry: dict[str, Any] = {
             "rank": facet,
             "size": int(sizes[facet]),
             "mean_activation": float(mean_activation[facet]),
         }
         if has_fine:
-            counts = np.bincount(fine[assignment == facet], minlength=len(fine_names))
-            entry["dominant_fine_class"] = fine_names[int(counts.argmax())]
-            entry["dominant_share"] = float(counts.max() / counts.sum())
+            counts = np.bincount(fine[facets.assignment == facet], minlength=len(fine_names))
+            entry["majority_fine_class"] = fine_names[int(counts.argmax())]
+            entry["majority_share"] = round(float(counts.max() / counts.sum()), 4)
         summary["facets"].append(entry)
     if has_fine:
-        summary["ground_truth"] = ground_truth_scores(assignment, fine)
+        summary["ground_truth"] = _ground_truth_by_space(
+            codes, facets, fine, fine_names, facets_cfg, seed, space
+        )
 
     with atomic_path(out_h5) as tmp, h5py.File(tmp, "w") as out:
         out["rows"] = rows
         out["dataset_indices"] = dataset_indices
-        out["embedding"] = embedding
-        out["assignment"] = assignment
-        out["centroids"] = centroids
-        out["nearest"] = nearest
+        out["unit_values"] = unit_values
+        out["embedding"] = view
+        out["clusters"] = facets.clusters
+        out["assignment"] = facets.assignment
+        out["cluster_ids"] = facets.cluster_ids
+        out["centroids"] = facets.centroids
+        out["embedding_centroids"] = view_centroids
+        out["nearest"] = facets.nearest
+        out["nearest_dataset_indices"] = np.where(
+            facets.nearest >= 0, dataset_indices[np.maximum(facets.nearest, 0)], -1
+        )
         out["sizes"] = sizes
         out["mean_activation"] = mean_activation
         out["mean_images"] = means
         out["fine_labels"] = fine
         out.attrs["neuron"] = json.dumps(neuron)
         out.attrs["fine_names"] = json.dumps(fine_names)
+        out.attrs["has_fine_labels"] = has_fine
+        out.attrs["space"] = space
     write_json(out_json, summary)
-    log.info("%s: %d facets, sizes %s", neuron["name"], k, sizes.tolist())
+    log.info("%s: %d facets in %.1f s, sizes %s", name, len(sizes), seconds, sizes.tolist())
+    for scores in summary.get("ground_truth", []):
+        log.info(
+            "%s: %s%s purity %.3f, NMI %.3f, ARI %.3f, coverage %d/%d (%s)",
+            name,
+            scores["space"],
+            "" if scores["used"] else " (comparison)",
+            scores["purity"],
+            scores["nmi"],
+            scores["ari"],
+            len(scores["covered"]),
+            len(scores["fine_classes"]),
+            ", ".join(scores["covered"]),
+        )
     return summary
 
 
+def _ground_truth_by_space(
+    codes: np.ndarray,
+    facets: Facets,
+    fine: np.ndarray,
+    fine_names: list[str],
+    facets_cfg: dict[str, Any],
+    seed: int,
+    space: str,
+) -> list[dict[str, Any]]:
+    """Scores of the facets found, and, with facets.compare_spaces, of clustering in the other
+    space (t-SNE or PCA codes) with the same k, seed and pruning."""
+    min_share = facets_cfg.get("coverage_min_share", 0.05)
+    results = [
+        {"space": space, "used": True}
+        | ground_truth(facets.clusters, facets.assignment, fine, fine_names, min_share)
+    ]
+    if facets_cfg.get("compare_spaces", True):
+        other = "pca" if space == "tsne" else "tsne"
+        points, _view = embed(codes, facets_cfg["pca_dims"], facets_cfg["perplexity"], seed, other)
+        alt = cluster(points, facets_cfg["k"], facets_cfg["m"], facets_cfg.get("min_size", 1), seed)
+        results.append(
+            {"space": other, "used": False}
+            | ground_truth(alt.clusters, alt.assignment, fine, fine_names, min_share)
+        )
+    return results
+
+
 def read_facets(path: str | Path) -> dict[str, Any]:
+    """Every dataset of a facet file, and its `neuron`, `fine_names`, `has_fine_labels`, `space`."""
     with open_h5(path, STAGE) as handle:
-        require_h5_keys(handle, ["mean_images", "nearest", "dataset_indices", "sizes"], STAGE)
+        require_h5_keys(
+            handle,
+            ["mean_images", "nearest", "dataset_indices", "sizes", "embedding", "assignment"],
+            STAGE,
+        )
         data = {key: handle[key][:] for key in handle}
         data["neuron"] = json.loads(handle.attrs["neuron"])
+        data["fine_names"] = json.loads(handle.attrs["fine_names"])
+        data["has_fine_labels"] = bool(handle.attrs.get("has_fine_labels", False))
+        data["space"] = str(handle.attrs.get("space", "tsne"))
     return data

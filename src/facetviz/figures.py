@@ -4,16 +4,22 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.colors import Normalize  # noqa: E402
+from matplotlib.offsetbox import AnnotationBbox, OffsetImage  # noqa: E402
 
 from facetviz.data import FacetDataset  # noqa: E402
+from facetviz.facet_metrics import majority_classes  # noqa: E402
 from facetviz.facets import read_facets  # noqa: E402
 from facetviz.io import atomic_path, open_h5  # noqa: E402
+
+THUMBNAIL_POINTS = 44  # mean images drawn about 0.6 inch wide, whatever their size
 
 
 def _show(axis, image: np.ndarray) -> None:
@@ -56,13 +62,15 @@ def neuron_figure(
     nearest_indices = [
         facets["dataset_indices"][row[row >= 0][:examples]] for row in facets["nearest"]
     ]
+    majority = _majority_names(facets)
     rows = 2 + examples
     fig, axes = plt.subplots(rows, k, figsize=(1.3 * k, 1.4 * rows), squeeze=False)
     for facet in range(k):
         _show(axes[0, facet], synthesis["images"][facet])
         axes[0, facet].set_title(
             f"#{facet + 1} n={facets['sizes'][facet]}\n"
-            f"a={synthesis['activation_final'][facet]:.1f}",
+            f"a={synthesis['activation_final'][facet]:.1f}"
+            + (f"\n{majority[facet]}" if majority else ""),
             fontsize=7,
         )
         _show(axes[1, facet], synthesis["init"][facet])
@@ -78,6 +86,57 @@ def neuron_figure(
         axes[2, 0].set_ylabel("real images", fontsize=7)
     unit = f"{neuron['layer']}[{neuron['unit']}]"
     fig.suptitle(f"{neuron['name']} ({unit}): {k} facets, largest first", fontsize=9)
+    _save(fig, out_path)
+
+
+def _majority_names(facets: dict[str, Any]) -> list[str]:
+    """Each facet's majority fine class, where the dataset has fine labels."""
+    if not facets["has_fine_labels"]:
+        return []
+    classes = majority_classes(facets["assignment"], facets["fine_labels"])
+    return [facets["fine_names"][c] for c in classes]
+
+
+def embedding_figure(facets_path: str | Path, out_path: str | Path) -> None:
+    """The 2-D embedding of a neuron's images coloured by facet, each facet's mean image drawn
+    at its centroid: the figure to see facets at a glance."""
+    facets = read_facets(facets_path)
+    neuron = facets["neuron"]
+    view, assignment = facets["embedding"], facets["assignment"]
+    k = len(facets["sizes"])
+    colours = plt.get_cmap("tab10" if k <= 10 else "tab20")
+    majority = _majority_names(facets)
+    fig, axis = plt.subplots(figsize=(7.5, 7.5))
+    dropped = assignment < 0
+    if dropped.any():
+        axis.scatter(*view[dropped].T, s=4, c="lightgrey", label=f"dropped ({dropped.sum()})")
+    for facet in range(k):
+        members = assignment == facet
+        label = f"#{facet + 1} n={members.sum()}" + (f" {majority[facet]}" if majority else "")
+        axis.scatter(*view[members].T, s=4, color=colours(facet % colours.N), label=label)
+    for facet, (centre, image) in enumerate(
+        zip(facets["embedding_centroids"], facets["mean_images"], strict=True)
+    ):
+        picture = image[0] if image.shape[0] == 1 else np.clip(image.transpose(1, 2, 0), 0, 1)
+        zoom = THUMBNAIL_POINTS / max(image.shape[1:])
+        box = AnnotationBbox(
+            OffsetImage(picture, cmap="gray", norm=Normalize(0, 1), zoom=zoom),
+            centre,
+            frameon=True,
+            bboxprops={"edgecolor": colours(facet % colours.N), "linewidth": 2},
+            pad=0.1,
+        )
+        axis.add_artist(box)
+    axis.legend(fontsize=7, markerscale=3, loc="upper left", bbox_to_anchor=(1.01, 1))
+    axis.set_xticks([])
+    axis.set_yticks([])
+    space = "t-SNE" if facets["space"] == "tsne" else "first two PCA components"
+    unit = f"{neuron['layer']}[{neuron['unit']}]"
+    axis.set_title(
+        f"{neuron['name']} ({unit}): {len(view)} images, {space}; "
+        "mean image of each facet at its centroid",
+        fontsize=9,
+    )
     _save(fig, out_path)
 
 

@@ -46,6 +46,19 @@ def write_json(path: str | Path, data: Any) -> None:
         tmp.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n")
 
 
+def read_json(path: str | Path, stage: str = "facets") -> Any:
+    """A JSON output of an earlier stage, with an error that says what to rerun."""
+    path = Path(path)
+    if not path.exists():
+        raise FacetvizError(f"{path} does not exist: run the '{stage}' stage first.")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise FacetvizError(
+            f"{path} is not valid JSON ({err}): delete it and rerun the '{stage}' stage."
+        ) from err
+
+
 def open_h5(path: str | Path, stage: str) -> h5py.File:
     """Open an HDF5 input read-only (writing would bump its mtime and rerun everything after it).
 

@@ -68,7 +68,8 @@ def target_layers():
 def final_outputs():
     outputs = [f"{RESULTS}/figures/overview.png"]
     outputs += expand(f"{RESULTS}/figures/{{neuron}}.png", neuron=NEURONS)
-    outputs += expand(f"{RESULTS}/facets/{{neuron}}.json", neuron=NEURONS)
+    outputs += expand(f"{RESULTS}/figures/embedding/{{neuron}}.png", neuron=NEURONS)
+    outputs.append(f"{RESULTS}/facets/table.csv")
     if TRAINS_MODEL:
         outputs.append(f"{RESULTS}/model/metrics.json")
     return outputs

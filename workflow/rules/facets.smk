@@ -20,3 +20,18 @@ rule facets:
     shell:
         "python -m facetviz facets --threads {threads} --settings {params.settings:q}"
         " --activations {input} --out-h5 {output.h5} --out-json {output.summary} > {log} 2>&1"
+
+
+rule facet_table:
+    input:
+        expand(f"{RESULTS}/facets/{{neuron}}.json", neuron=NEURONS),
+    output:
+        f"{RESULTS}/facets/table.csv",
+    params:
+        settings=settings(names=list(NEURONS)),
+    log:
+        f"{LOGS}/facets/table.log",
+    threads: 1
+    shell:
+        "python -m facetviz facet-table --threads {threads} --settings {params.settings:q}"
+        " --summaries {input} --out {output} > {log} 2>&1"

@@ -17,6 +17,19 @@ rule neuron_figure:
         " --facets {input.facets} --synthesis {input.synthesis} --out {output} > {log} 2>&1"
 
 
+rule embedding_figure:
+    input:
+        f"{RESULTS}/facets/{{neuron}}.h5",
+    output:
+        f"{RESULTS}/figures/embedding/{{neuron}}.png",
+    log:
+        f"{LOGS}/figures/embedding/{{neuron}}.log",
+    threads: 1
+    shell:
+        "python -m facetviz embedding --threads {threads}"
+        " --facets {input} --out {output} > {log} 2>&1"
+
+
 rule overview_figure:
     input:
         expand(f"{RESULTS}/synthesis/{{neuron}}", neuron=NEURONS),
