@@ -2,8 +2,8 @@
 # Stages live in workflow/rules/, one file each; the logic they call lives in src/facetviz/.
 
 # A --configfile replaces the default instead of being merged into it (Snakemake merges dicts,
-# which would mix, say, a test's label_map into the default's).
-if not config:
+# which would mix, say, a test's label_map into the default's); --config overrides either.
+if not workflow.overwrite_configfiles:
 
     configfile: "config/config.yaml"
 

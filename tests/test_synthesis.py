@@ -289,19 +289,13 @@ def trained_network(run_dir: Path) -> Network:
 
 @pytest.fixture(scope="module")
 def synthesized(run_dir: Path, trained_network: Network) -> dict:
-    results = {}
-    for name in ("tops", "ch2"):
-        results[name] = job.synthesize_neuron(
-            trained_network,
-            run_dir / "facets" / f"{name}.h5",
-            SETTINGS,
-            0,
-            run_dir / "synthesis" / name,
-        )
-    return results
+    facets = [run_dir / "facets" / f"{name}.h5" for name in ("tops", "ch2")]
+    return job.synthesize_batch(trained_network, facets, SETTINGS, 0, run_dir / "synthesis")
 
 
-def test_synthesize_neuron_writes_the_documented_outputs(run_dir: Path, synthesized) -> None:
+def test_synthesize_batch_writes_the_documented_outputs(run_dir: Path, synthesized) -> None:
+    assert sorted(p.name for p in (run_dir / "synthesis").iterdir()) == ["ch2", "tops"]
+    assert set(synthesized) == {"tops", "ch2"}
     out = run_dir / "synthesis" / "tops"
     assert sorted(p.name for p in out.iterdir()) == [
         "facet_00.png",
@@ -346,13 +340,33 @@ def test_synthesized_activations_are_the_network_values(
 def test_synthesis_is_reproducible(
     run_dir: Path, trained_network: Network, synthesized, tmp_path: Path
 ) -> None:
-    job.synthesize_neuron(
-        trained_network, run_dir / "facets" / "tops.h5", SETTINGS, 0, tmp_path / "again"
-    )
+    facets = [run_dir / "facets" / f"{name}.h5" for name in ("tops", "ch2")]
+    job.synthesize_batch(trained_network, facets, SETTINGS, 0, tmp_path / "again")
     for name in ("facet_00.png", "facet_01.png", "facet_02.png"):
-        assert (tmp_path / "again" / name).read_bytes() == (
+        assert (tmp_path / "again" / "tops" / name).read_bytes() == (
             run_dir / "synthesis" / "tops" / name
         ).read_bytes()
+
+
+def test_an_image_does_not_depend_on_its_batch_mates(
+    run_dir: Path, trained_network: Network, synthesized, tmp_path: Path
+) -> None:
+    """Each image has its own random draws: alone or batched, tops gets the same images."""
+    job.synthesize_batch(trained_network, [run_dir / "facets" / "tops.h5"], SETTINGS, 0, tmp_path)
+    with (
+        h5py.File(tmp_path / "tops" / "images.h5", "r") as alone,
+        h5py.File(run_dir / "synthesis" / "tops" / "images.h5", "r") as batched,
+    ):
+        np.testing.assert_allclose(alone["images"][:], batched["images"][:], atol=1e-4)
+    # a different seed gives different images
+    job.synthesize_batch(
+        trained_network, [run_dir / "facets" / "tops.h5"], SETTINGS, 1, tmp_path / "seed1"
+    )
+    with (
+        h5py.File(tmp_path / "seed1" / "tops" / "images.h5", "r") as other,
+        h5py.File(tmp_path / "tops" / "images.h5", "r") as alone,
+    ):
+        assert not np.allclose(other["images"][:], alone["images"][:])
 
 
 def test_failed_synthesis_leaves_no_output(
@@ -368,9 +382,9 @@ def test_failed_synthesis_leaves_no_output(
         return real_to_pil(image)
 
     monkeypatch.setattr(job, "to_pil", to_pil_failing_on_second)
-    out = tmp_path / "synthesis" / "tops"
+    out = tmp_path / "synthesis" / "batch"
     with pytest.raises(OSError, match="disk full"):
-        job.synthesize_neuron(trained_network, run_dir / "facets" / "tops.h5", SETTINGS, 0, out)
+        job.synthesize_batch(trained_network, [run_dir / "facets" / "tops.h5"], SETTINGS, 0, out)
     assert len(calls) == 2  # it failed after writing one PNG
     assert not out.exists()
     assert list(out.parent.iterdir()) == []
@@ -379,19 +393,21 @@ def test_failed_synthesis_leaves_no_output(
 def test_synthesis_replaces_an_old_output(
     run_dir: Path, trained_network: Network, tmp_path: Path
 ) -> None:
-    out = tmp_path / "tops"
-    out.mkdir()
-    (out / "facet_07.png").write_bytes(b"stale")
-    job.synthesize_neuron(
-        trained_network, run_dir / "facets" / "tops.h5", {**SETTINGS, "steps": 1}, 0, out
+    out = tmp_path / "batch"
+    (out / "tops").mkdir(parents=True)
+    (out / "tops" / "facet_07.png").write_bytes(b"stale")
+    (out / "old-neuron").mkdir()
+    job.synthesize_batch(
+        trained_network, [run_dir / "facets" / "tops.h5"], {**SETTINGS, "steps": 1}, 0, out
     )
-    assert sorted(p.name for p in out.iterdir()) == [
+    assert [p.name for p in out.iterdir()] == ["tops"]
+    assert sorted(p.name for p in (out / "tops").iterdir()) == [
         "facet_00.png",
         "facet_01.png",
         "facet_02.png",
         "images.h5",
     ]
-    assert [p.name for p in tmp_path.iterdir()] == ["tops"]
+    assert [p.name for p in tmp_path.iterdir()] == ["batch"]
 
 
 def test_neuron_figure(run_dir: Path, dataset: FacetDataset, synthesized) -> None:

@@ -81,9 +81,9 @@ def cmd_facets(args: argparse.Namespace, settings: dict[str, Any]) -> None:
 
 
 def cmd_synthesize(args: argparse.Namespace, settings: dict[str, Any]) -> None:
-    from facetviz.synthesis.job import synthesize_neuron
+    from facetviz.synthesis.job import synthesize_batch
 
-    synthesize_neuron(
+    synthesize_batch(
         _network(settings, args.weights or None),
         args.facets,
         settings["synthesis"],
@@ -153,9 +153,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--activations", required=True)
     p.add_argument("--out-h5", required=True)
     p.add_argument("--out-json", required=True)
-    p = stage("synthesize", cmd_synthesize, "optimize one image per facet")
+    p = stage("synthesize", cmd_synthesize, "optimize one image per facet of a batch of neurons")
     p.add_argument("--weights", default=None)
-    p.add_argument("--facets", required=True)
+    p.add_argument("--facets", nargs="+", required=True, help="facet files, one per neuron")
     p.add_argument("--out-dir", required=True)
     p = stage("figure", cmd_figure, "one neuron's facets figure")
     p.add_argument("--facets", required=True)

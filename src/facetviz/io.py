@@ -23,7 +23,9 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     """
     final = Path(path)
     final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = final.with_name(f".{final.name}.partial-{os.getpid()}")
+    # A fixed name, so a job killed outright (SIGKILL, node failure) leaves a leftover that the
+    # rerun of the same job removes; Snakemake never runs two jobs for one output at once.
+    tmp = final.with_name(f".{final.name}.partial")
     _remove(tmp)
     try:
         yield tmp

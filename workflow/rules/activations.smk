@@ -16,6 +16,8 @@ rule activations:
     log:
         f"{LOGS}/activations.log",
     threads: 4
+    resources:
+        **GPU,
     shell:
         "python -m facetviz activations --threads {threads} --settings {params.settings:q}"
         " --weights '{input.weights}' --out {output} > {log} 2>&1"

@@ -35,8 +35,21 @@ LOGS = f"{RESULTS}/logs"
 TRAINS_MODEL = config["model"]["kind"] == "embedded"
 
 
+# Synthesis jobs take neurons in config order, synthesis.neurons_per_job at a time. Appending a
+# neuron therefore touches only the last batch (or starts a new one).
+PER_JOB = config["synthesis"]["neurons_per_job"]
+BATCHES = {
+    f"batch-{start // PER_JOB:03d}": list(NEURONS)[start : start + PER_JOB]
+    for start in range(0, len(NEURONS), PER_JOB)
+}
+BATCH_OF = {neuron: batch for batch, names in BATCHES.items() for neuron in names}
+# Jobs that use the model ask the scheduler for a GPU only when the run is set to CUDA.
+GPU = {"gpu": 1} if str(config["device"]).startswith("cuda") else {}
+
+
 wildcard_constraints:
     neuron="|".join(re.escape(name) for name in NEURONS),
+    batch="|".join(re.escape(batch) for batch in BATCHES),
 
 
 def settings(**sections):
@@ -59,6 +72,15 @@ def model_weights():
     if TRAINS_MODEL:
         return f"{RESULTS}/model/model.pt"
     return str(WEIGHTS) if WEIGHTS is not None else []
+
+
+def synthesis_batch_dir(neuron):
+    """The synthesis job's output folder that holds `neuron`'s images."""
+    return f"{RESULTS}/synthesis/{BATCH_OF[neuron]}"
+
+
+def synthesis_dir(neuron):
+    return f"{synthesis_batch_dir(neuron)}/{neuron}"
 
 
 def target_layers():

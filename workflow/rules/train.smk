@@ -10,6 +10,8 @@ rule train:
     log:
         f"{LOGS}/train.log",
     threads: 4
+    resources:
+        **GPU,
     shell:
         "python -m facetviz train --threads {threads} --settings {params.settings:q}"
         " --checkpoint {output.model} --metrics {output.metrics} > {log} 2>&1"

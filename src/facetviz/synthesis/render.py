@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -27,15 +27,20 @@ def ascend(
     objective: Callable[[torch.Tensor], torch.Tensor],
     init: torch.Tensor,
     settings: AscentSettings,
-    seed: int,
+    seed: int | Sequence[int],
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Maximize `objective` from `init` (pixels in [0, 1]); returns (images, trace [steps, B]).
 
     Each step moves every image by `step_size` on average along its own normalized gradient
     (as in the paper's code, so images in a batch do not compete for step size), then takes a
-    total-variation descent step and clips to the valid pixel range.
+    total-variation descent step and clips to the valid pixel range. `seed` is one seed for the
+    batch, or one per image (then an image's result does not depend on its batch-mates).
     """
-    generator = torch.Generator().manual_seed(seed)
+    generator: torch.Generator | list[torch.Generator] = (
+        torch.Generator().manual_seed(seed)
+        if isinstance(seed, int)
+        else [torch.Generator().manual_seed(int(s)) for s in seed]
+    )
     images = init.detach().clone().clamp(0, 1)
     trace = torch.empty(settings.steps, len(images))
     for step in range(settings.steps):

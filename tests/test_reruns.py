@@ -1,0 +1,197 @@
+"""What Snakemake reruns when a setting changes, and resuming a killed run: real snakemake runs.
+
+The default config is run once with small data (same neurons, rules and batches as `make run`);
+each case then asks Snakemake what it would run (a dry run) after one change.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import REPO
+from test_workflow import snakemake, tiny_config
+
+pytestmark = pytest.mark.workflow
+
+
+def small_default_config(fashion_root: Path) -> dict:
+    """config/config.yaml with small data and few steps; neurons and batching unchanged."""
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    config["dataset"].update(root=str(fashion_root), max_images=600)
+    config["model"] = {**config["model"], "width": 8, "train": {"epochs": 1}}
+    config["facets"].update(max_images=200, top_n=100, pca_dims=10, perplexity=10, min_size=3)
+    config["synthesis"] = {**config.get("synthesis", {}), "steps": 4}
+    config["figures"] = {"examples": 2}
+    return config
+
+
+def planned_jobs(output: str) -> dict[str, int]:
+    """The job counts of a dry run's summary table ({} when there is nothing to do)."""
+    lines = output.splitlines()
+    starts = [i for i, line in enumerate(lines) if line.split() == ["job", "count"]]
+    if not starts:
+        return {}
+    jobs = {}
+    for line in lines[starts[0] + 2 :]:
+        parts = line.split()
+        if len(parts) != 2 or not parts[1].isdigit() or parts[0] == "total":
+            break
+        jobs[parts[0]] = int(parts[1])
+    return jobs
+
+
+@pytest.fixture(scope="module")
+def default_run(tmp_path_factory: pytest.TempPathFactory, real_fashion_mnist: Path):
+    workdir = tmp_path_factory.mktemp("default-run")
+    config = small_default_config(real_fashion_mnist)
+    result = snakemake(workdir, config)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
+    return workdir, config
+
+
+def plan(workdir: Path, config: dict) -> dict[str, int]:
+    result = snakemake(workdir, config, "--dry-run")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return planned_jobs(result.stdout + result.stderr)
+
+
+def changed(config: dict, section: str, **values) -> dict:
+    config = copy.deepcopy(config)
+    config[section].update(values)
+    return config
+
+
+def test_second_run_does_nothing(default_run) -> None:
+    workdir, config = default_run
+    result = snakemake(workdir, config, "--dry-run")
+    assert "Nothing to be done" in result.stdout + result.stderr
+    assert plan(workdir, config) == {}
+
+
+def test_synthesis_setting_reruns_synthesis_and_figures_only(default_run) -> None:
+    workdir, config = default_run
+    jobs = plan(workdir, changed(config, "synthesis", steps=5))
+    batches = -(-len(config["neurons"]) // config["synthesis"].get("neurons_per_job", 1))
+    assert jobs == {
+        "synthesize": batches,
+        "neuron_figure": len(config["neurons"]),
+        "overview_figure": 1,
+        "all": 1,
+    }
+
+
+@pytest.mark.parametrize(("key", "value"), [("k", 9), ("perplexity", 12)])
+def test_facet_setting_reruns_clustering_onward(default_run, key: str, value) -> None:
+    workdir, config = default_run
+    jobs = plan(workdir, changed(config, "facets", **{key: value}))
+    n = len(config["neurons"])
+    assert "train" not in jobs and "activations" not in jobs
+    assert jobs["facets"] == jobs["embedding_figure"] == jobs["neuron_figure"] == n
+    assert jobs["facet_table"] == jobs["overview_figure"] == 1
+    assert jobs["synthesize"] >= 1
+
+
+def test_adding_a_neuron_runs_only_its_jobs(default_run) -> None:
+    workdir, config = default_run
+    grown = copy.deepcopy(config)
+    # a layer the activations file already stores: no new forward pass
+    grown["neurons"].append({"name": "fc-u9", "layer": "classifier.2", "unit": 9, "select": "top"})
+    jobs = plan(workdir, grown)
+    assert jobs == {
+        "facets": 1,
+        "embedding_figure": 1,
+        "synthesize": 1,  # a new batch: the config's batches are full
+        "neuron_figure": 1,
+        "facet_table": 1,
+        "overview_figure": 1,
+        "all": 1,
+    }
+
+
+@pytest.mark.parametrize(
+    ("section", "values"),
+    [("model", {"width": 12}), ("dataset", {"max_images": 500}), ("seed", None)],
+)
+def test_model_or_dataset_change_reruns_everything(default_run, section: str, values) -> None:
+    workdir, config = default_run
+    config = {**config, "seed": 1} if values is None else changed(config, section, **values)
+    jobs = plan(workdir, config)
+    n = len(config["neurons"])
+    assert jobs["train"] == jobs["activations"] == 1
+    assert jobs["facets"] == jobs["neuron_figure"] == jobs["embedding_figure"] == n
+
+
+def wait_for(path: Path, process: subprocess.Popen, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        if process.poll() is not None:
+            pytest.fail(f"snakemake ended (exit {process.returncode}) before {path} appeared")
+        if time.monotonic() > deadline:
+            pytest.fail(f"{path} did not appear within {timeout} s")
+        time.sleep(0.2)
+
+
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGKILL], ids=["SIGINT", "SIGKILL"])
+def test_killed_run_resumes_without_redoing_finished_jobs(
+    stop: signal.Signals, tmp_path: Path, real_fashion_mnist: Path
+) -> None:
+    config = tiny_config(real_fashion_mnist)
+    config_path = tmp_path / "config.yaml"
+    config_path.write_text(yaml.safe_dump(config, sort_keys=False))
+    results = tmp_path / "results" / "tiny"
+    command = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "--snakefile",
+        str(REPO / "Snakefile"),
+        "--directory",
+        str(tmp_path),
+        "--workflow-profile",
+        str(REPO / "workflow" / "profiles" / "default"),
+        "--configfile",
+        str(config_path),
+        "--cores",
+        "2",
+    ]
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    process = subprocess.Popen(
+        command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )  # fmt: skip
+    try:
+        # stop it while facet jobs run: training and the forward pass are finished by then
+        wait_for(results / "logs" / "facets" / "footwear.log", process, timeout=300)
+        os.killpg(process.pid, stop)
+        process.wait(timeout=60)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+    finished = {
+        path: path.stat().st_mtime_ns
+        for path in (results / "model" / "model.pt", results / "activations.h5")
+    }
+    if stop == signal.SIGKILL:  # nothing could release Snakemake's lock: the documented step
+        unlock = subprocess.run([*command, "--unlock"], env=env, capture_output=True, timeout=120)
+        assert unlock.returncode == 0, unlock.stderr[-2000:]
+
+    resumed = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+    for path, mtime in finished.items():
+        assert path.stat().st_mtime_ns == mtime, f"{path.name} was made again"
+    for neuron in config["neurons"]:
+        assert (results / "figures" / f"{neuron['name']}.png").exists()
+    assert (results / "figures" / "overview.png").exists()
+    leftovers = [p for p in tmp_path.rglob("*.partial*")]
+    assert leftovers == [], "partial outputs survived the resume"
+    again = snakemake(tmp_path, config, "--dry-run")
+    assert "Nothing to be done" in again.stdout + again.stderr
