@@ -26,6 +26,7 @@ lint: $(INSTALLED)
 bench: $(INSTALLED) dataset
 	$(PY) bench/activations_throughput.py
 	$(PY) bench/facets_clustering.py
+	$(PY) bench/dag_dryrun.py
 
 $(INSTALLED): requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)

@@ -5,8 +5,10 @@ from __future__ import annotations
 import copy
 import json
 import os
+import re
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 import h5py
@@ -144,6 +146,29 @@ def test_footwear_facets_contain_only_footwear(tiny_run):
         assert facet["majority_fine_class"] in COARSE["footwear"]
 
 
+def test_sharded_forward_pass_joins_into_the_same_file(tiny_run, tmp_path: Path):
+    results, _workdir, config = tiny_run
+    config = {**config, "activations": {**config["activations"], "shards": 3}}
+    model = tmp_path / "results" / "tiny" / "model"
+    model.mkdir(parents=True)
+    for name in ("model.pt", "metrics.json"):  # the same trained model, not trained again
+        (model / name).write_bytes((results / "model" / name).read_bytes())
+    result = snakemake(tmp_path, config, "results/tiny/activations.h5")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
+    log = result.stdout + result.stderr
+    assert log.count("rule activations_shard:") == 3
+    assert log.count("rule activations_join:") == 1
+    assert "rule train:" not in log
+    joined = tmp_path / "results" / "tiny" / "activations.h5"
+    assert not list(joined.parent.joinpath("activations").glob("*.h5")), "shards are temp()"
+    with h5py.File(joined, "r") as a, h5py.File(results / "activations.h5", "r") as b:
+        for key in ("labels", "fine_labels", "indices"):
+            np.testing.assert_array_equal(a[key][:], b[key][:])
+        for key in ("codes", "layers/classifier.5/value", "layers/features.6/center"):
+            np.testing.assert_allclose(a[key][:], b[key][:], rtol=2e-3, atol=1e-4)
+        assert dict(a.attrs) == dict(b.attrs)
+
+
 def test_torchvision_model_on_image_folder(tmp_path: Path):
     """The path real users take: an ImageNet-layout folder and a torchvision architecture."""
     root = make_image_folder(
@@ -209,6 +234,24 @@ def test_default_config_dag_builds(tmp_path: Path):
         assert f"rule {rule}:" in out
     assert out.count("rule facets:") == len(default["neurons"])
     assert out.count("rule synthesize:") == len(default["neurons"])
+
+
+def test_paper_scale_dag_batches_neurons_and_asks_for_gpus(tmp_path: Path):
+    """1,000 ImageNet class units plan 100 synthesis jobs; only model jobs ask for a GPU."""
+    sys.path.insert(0, str(REPO / "bench"))
+    from dag_dryrun import paper_scale_config
+
+    classes = [f"n{index:08d}" for index in range(1000)]
+    for name in classes:
+        (tmp_path / "train" / name).mkdir(parents=True)
+    config = paper_scale_config(tmp_path / "train", classes, per_job=10)
+    result = snakemake(tmp_path, config, "--dry-run")
+    assert result.returncode == 0, result.stderr[-3000:]
+    jobs = re.findall(r"^rule (\w+):\n(.*?)(?=^\[|^rule |\Z)", result.stdout, re.S | re.M)
+    rules = Counter(rule for rule, _body in jobs)
+    assert rules["synthesize"] == 100 and rules["facets"] == 1000
+    asks_gpu = {rule for rule, body in jobs if re.search(r"resources:.*\bgpu=1", body)}
+    assert asks_gpu == {"activations", "synthesize"}
 
 
 def _broken(config: dict, change) -> dict:

@@ -8,6 +8,10 @@ Layout of the file:
   attrs: model, dataset, preprocessing, facet_layer, target_layers, class and fine-class names,
          facetviz version (JSON strings where structured)
 Whole layers are stored, not single units, so adding a neuron in a stored layer reuses the file.
+
+For datasets too large for one job the pass runs in shards (contiguous ranges of the dataset,
+`extract(..., shard=(i, count))`), each written in this layout plus a `shard` attribute, and
+`join_shards` copies them into one file that is indistinguishable from an unsharded one.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from typing import Any
 import h5py
 import numpy as np
 import torch
+from torch.utils.data import Subset
 
 from facetviz import __version__
 from facetviz.data import FacetDataset
@@ -33,6 +38,18 @@ from facetviz.train import loader
 
 CHUNK_BYTES = 1 << 20
 STAGE = "activations"
+SHARD_ATTR = "shard"
+
+
+def shard_rows(n: int, index: int, count: int) -> range:
+    """The i-th of `count` contiguous, near-equal ranges of `n` rows."""
+    if not 0 <= index < count:
+        raise FacetvizError(f"shard {index} does not exist: there are {count} shards (0-based)")
+    if count > n:
+        raise FacetvizError(
+            f"activations.shards is {count} but the dataset has only {n} images: use at most {n}"
+        )
+    return range(index * n // count, (index + 1) * n // count)
 
 
 def _rules_for(output: torch.Tensor) -> tuple[str, ...]:
@@ -48,14 +65,20 @@ def extract(
     batch_size: int = 256,
     workers: int = 0,
     device: torch.device | str = "cpu",
+    shard: tuple[int, int] | None = None,
 ) -> None:
-    """Run every image through `network` once; write codes and target layers to `out_path`."""
-    n = len(dataset)
-    if n == 0:
+    """Run every image through `network` once; write codes and target layers to `out_path`.
+
+    With `shard=(i, count)` only the i-th of `count` contiguous ranges of the dataset is run.
+    """
+    if len(dataset) == 0:
         raise FacetvizError("the dataset has no images (check dataset.label_map and max_images)")
+    rows = shard_rows(len(dataset), *shard) if shard else range(len(dataset))
+    n = len(rows)
     network.to(device).module.eval()
     target_layers = list(dict.fromkeys(target_layers))
-    progress = Progress("activations", n, "images")
+    name = f"activations shard {shard[0] + 1}/{shard[1]}" if shard else "activations"
+    progress = Progress(name, n, "images")
     with (
         atomic_path(out_path) as tmp,
         h5py.File(tmp, "w") as out,
@@ -65,7 +88,8 @@ def extract(
     ):
         written = 0
         targets: dict[str, h5py.Dataset] = {}
-        for pixels, _labels, _fine, _index in loader(dataset, batch_size, workers):
+        images = dataset if shard is None else Subset(dataset, rows)
+        for pixels, _labels, _fine, _index in loader(images, batch_size, workers):
             network(pixels.to(device))
             if written == 0:
                 codes, targets = _create_datasets(out, outputs, facet_layer, target_layers, n)
@@ -79,9 +103,13 @@ def extract(
             written = stop
             progress.update(len(pixels))
         writer.finish()
-        out["labels"] = dataset.labels
-        out["fine_labels"] = dataset.fine_labels
-        out["indices"] = dataset.indices
+        out["labels"] = dataset.labels[rows.start : rows.stop]
+        out["fine_labels"] = dataset.fine_labels[rows.start : rows.stop]
+        out["indices"] = dataset.indices[rows.start : rows.stop]
+        if shard:
+            out.attrs[SHARD_ATTR] = json.dumps(
+                {"index": shard[0], "count": shard[1], "rows": [rows.start, rows.stop]}
+            )
         out.attrs.update(
             {
                 "facetviz_version": __version__,
@@ -103,7 +131,8 @@ def extract(
             }
         )
     log.info(
-        "activations: %d images in %.1f s (%.0f images/s)",
+        "%s: %d images in %.1f s (%.0f images/s)",
+        name,
         n,
         progress.elapsed,
         n / max(progress.elapsed, 1e-9),
@@ -188,6 +217,79 @@ def _create_datasets(
                 f"layers/{key}", shape=(n, units), dtype="float32", chunks=(rows, units)
             )
     return codes, targets
+
+
+def join_shards(shard_paths: Sequence[str | Path], out_path: str | Path) -> None:
+    """Copy the shards of one forward pass, in order, into one activations file at `out_path`."""
+    shards = [open_h5(path, "activations_shard") for path in shard_paths]
+    try:
+        _check_shards(shards)
+        first = shards[0]
+        total = sum(len(shard["labels"]) for shard in shards)
+        keys: list[str] = []
+        first.visititems(
+            lambda key, item: keys.append(key) if isinstance(item, h5py.Dataset) else None
+        )
+        progress = Progress("activations join", total, "rows")
+        with atomic_path(out_path) as tmp, h5py.File(tmp, "w") as out:
+            for key in keys:
+                source = first[key]
+                target = out.create_dataset(
+                    key,
+                    shape=(total, *source.shape[1:]),
+                    dtype=source.dtype,
+                    chunks=source.chunks and (min(source.chunks[0], total), *source.chunks[1:]),
+                    compression=source.compression,
+                    compression_opts=source.compression_opts,
+                    shuffle=source.shuffle,
+                )
+                start = 0
+                for shard in shards:
+                    part = shard[key]
+                    step = part.chunks[0] * 16 if part.chunks else len(part)
+                    for offset in range(0, len(part), max(step, 1)):
+                        block = part[offset : offset + step]
+                        target[start + offset : start + offset + len(block)] = block
+                    start += len(part)
+                if key == "codes":
+                    progress.update(total)
+            out.attrs.update({k: v for k, v in first.attrs.items() if k != SHARD_ATTR})
+    finally:
+        for shard in shards:
+            shard.close()
+    log.info("activations join: %d shards, %d images", len(shards), total)
+
+
+def _check_shards(shards: list[h5py.File]) -> None:
+    """Refuse shards that are not the complete, contiguous output of one configuration."""
+    first = shards[0]
+    same = {k: v for k, v in first.attrs.items() if k != SHARD_ATTR}
+    layout = {key: (first[key].shape[1:], first[key].dtype) for key in ("codes", "labels")}
+    expected_start = 0
+    for position, shard in enumerate(shards):
+        name = shard.filename
+        if SHARD_ATTR not in shard.attrs:
+            raise FacetvizError(f"{name} is not a shard of the activations stage: delete it")
+        info = json.loads(shard.attrs[SHARD_ATTR])
+        if info["index"] != position or info["count"] != len(shards):
+            raise FacetvizError(
+                f"{name} is shard {info['index']} of {info['count']}, expected {position} of "
+                f"{len(shards)}: delete the shard files and rerun"
+            )
+        start, stop = info["rows"]
+        if start != expected_start or stop - start != len(shard["labels"]):
+            raise FacetvizError(
+                f"{name} holds rows {start}-{stop}, not the rows that follow the previous shard "
+                f"(from {expected_start}): the dataset changed between shards; rerun them all"
+            )
+        expected_start = stop
+        others = {k: v for k, v in shard.attrs.items() if k != SHARD_ATTR}
+        shapes = {key: (shard[key].shape[1:], shard[key].dtype) for key in layout}
+        if others != same or shapes != layout:
+            raise FacetvizError(
+                f"{name} was made with other settings than {first.filename}: "
+                "delete the shard files and rerun"
+            )
 
 
 class Activations:

@@ -61,7 +61,19 @@ def cmd_activations(args: argparse.Namespace, settings: dict[str, Any]) -> None:
         settings["batch_size"],
         settings["dataset"].get("workers", 0),
         _device(settings),
+        shard=_shard(args.shard) if args.shard else None,
     )
+
+
+def _shard(text: str) -> tuple[int, int]:
+    index, _, count = text.partition("/")
+    return int(index), int(count)
+
+
+def cmd_join_activations(args: argparse.Namespace, settings: dict[str, Any]) -> None:
+    from facetviz.activations import join_shards
+
+    join_shards(args.shards, args.out)
 
 
 def cmd_facets(args: argparse.Namespace, settings: dict[str, Any]) -> None:
@@ -148,6 +160,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--metrics", required=True)
     p = stage("activations", cmd_activations, "forward pass into HDF5")
     p.add_argument("--weights", default=None)
+    p.add_argument("--out", required=True)
+    p.add_argument("--shard", default=None, help="I/COUNT: only the I-th (0-based) of COUNT shards")
+    p = stage("join-activations", cmd_join_activations, "join activation shards into one file")
+    p.add_argument("--shards", nargs="+", required=True, help="shard files, in order")
     p.add_argument("--out", required=True)
     p = stage("facets", cmd_facets, "cluster one neuron's images into facets")
     p.add_argument("--activations", required=True)
