@@ -27,6 +27,8 @@ bench: $(INSTALLED) dataset
 	$(PY) bench/activations_throughput.py
 	$(PY) bench/facets_clustering.py
 	$(PY) bench/dag_dryrun.py
+	$(PY) bench/synthesis_batching.py --steps-scale 0.25
+	$(PY) bench/tv_denoise.py
 
 $(INSTALLED): requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)

@@ -10,6 +10,7 @@ if not workflow.overwrite_configfiles:
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/train.smk"
+include: "workflow/rules/oracle.smk"
 include: "workflow/rules/activations.smk"
 include: "workflow/rules/facets.smk"
 include: "workflow/rules/synthesize.smk"

@@ -40,7 +40,7 @@ def paper_scale_config(root: Path, classes: list[str], per_job: int) -> dict:
             {"name": name, "layer": "classifier.6", "unit": unit, "select": "label"}
             for unit, name in enumerate(classes)
         ],
-        "synthesis": {"neurons_per_job": per_job},
+        "synthesis": {"neurons_per_job": per_job, "methods": ["mfv"]},
     }
 
 

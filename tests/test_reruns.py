@@ -28,7 +28,8 @@ def small_default_config(fashion_root: Path) -> dict:
     config["dataset"].update(root=str(fashion_root), max_images=600)
     config["model"] = {**config["model"], "width": 8, "train": {"epochs": 1}}
     config["facets"].update(max_images=200, top_n=100, pca_dims=10, perplexity=10, min_size=3)
-    config["synthesis"] = {**config.get("synthesis", {}), "steps": 4}
+    config["synthesis"] = {**config.get("synthesis", {}), "steps_scale": 0.01}
+    config["oracle"] = {"epochs": 1, "max_images": 1000, "min_accuracy": 0.0}
     config["figures"] = {"examples": 2}
     return config
 
@@ -76,16 +77,27 @@ def test_second_run_does_nothing(default_run) -> None:
     assert plan(workdir, config) == {}
 
 
+def batches(config: dict) -> int:
+    return -(-len(config["neurons"]) // config["synthesis"].get("neurons_per_job", 1))
+
+
 def test_synthesis_setting_reruns_synthesis_and_figures_only(default_run) -> None:
     workdir, config = default_run
-    jobs = plan(workdir, changed(config, "synthesis", steps=5))
-    batches = -(-len(config["neurons"]) // config["synthesis"].get("neurons_per_job", 1))
+    jobs = plan(workdir, changed(config, "synthesis", steps_scale=0.02))
     assert jobs == {
-        "synthesize": batches,
+        "synthesize": batches(config) * len(config["synthesis"]["methods"]),
+        "synthesis_metrics": 1,
         "neuron_figure": len(config["neurons"]),
         "overview_figure": 1,
         "all": 1,
     }
+
+
+def test_one_methods_setting_reruns_only_that_method(default_run) -> None:
+    workdir, config = default_run
+    jobs = plan(workdir, changed(config, "synthesis", fourier={"learning_rate": 0.02}))
+    # the figures show the first method (mfv): they stay
+    assert jobs == {"synthesize": batches(config), "synthesis_metrics": 1, "all": 1}
 
 
 @pytest.mark.parametrize(("key", "value"), [("k", 9), ("perplexity", 12)])
@@ -108,7 +120,7 @@ def test_adding_a_neuron_runs_only_its_jobs(default_run) -> None:
     assert jobs == {
         "facets": 1,
         "embedding_figure": 1,
-        "synthesize": 1,  # a new batch: the config's batches are full
+        "synthesize": len(config["synthesis"]["methods"]),  # a new batch per method
         "neuron_figure": 1,
         "facet_table": 1,
         "overview_figure": 1,

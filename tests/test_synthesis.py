@@ -22,11 +22,10 @@ from facetviz.models import Network, build_architecture, capture, load_network, 
 from facetviz.synthesis import job
 from facetviz.synthesis.objectives import Unit, batch_objective
 from facetviz.synthesis.regularizers import total_variation
-from facetviz.synthesis.render import AscentSettings, ascend
 from facetviz.synthesis.transforms import jitter
 
 LABEL_MAP = COARSE_LABEL_MAP
-SETTINGS = {"steps": 6, "step_size": 0.03, "tv_weight": 0.2, "jitter": 1}
+SETTINGS = {"steps_scale": 0.02, "facet_layer": "classifier.3"}  # mfv: 12 steps
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
@@ -172,7 +171,7 @@ def test_batch_objective_leaves_no_hooks(network: Network) -> None:
 
 
 def test_batch_objective_checks_the_batch(network: Network) -> None:
-    with pytest.raises(ValueError, match="3 images for 5 targets"):
+    with pytest.raises(ValueError, match="3 images for 5 objectives"):
         batch_objective(network, TARGETS)(torch.rand(3, 1, 28, 28))
 
 
@@ -185,46 +184,6 @@ def test_gradients_reach_each_image_from_its_own_objective(network: Network) -> 
         per_image = grad.abs().flatten(1).sum(1)
         assert per_image[i] > 0, f"no gradient for {target}"
         assert torch.count_nonzero(per_image[torch.arange(len(TARGETS)) != i]) == 0
-
-
-# --- the ascent loop -----------------------------------------------------------------------
-
-
-def test_ascend_increases_the_objective(network: Network) -> None:
-    targets = [Unit("classifier.5", 0), Unit("features.6", 1, "center"), Unit("classifier.2", 3)]
-    objective = batch_objective(network, targets)
-    gray = torch.full((3, 1, 28, 28), 0.5)
-    settings = AscentSettings(steps=20, step_size=0.02, tv_weight=0.1, jitter=1)
-    images, trace = ascend(objective, gray, settings, seed=0)
-    assert images.shape == gray.shape
-    assert not images.requires_grad
-    assert trace.shape == (20, 3)
-    assert images.min() >= 0 and images.max() <= 1
-    with torch.no_grad():
-        before, after = objective(gray), objective(images)
-    assert torch.all(after > before + 1e-3), (before, after)
-    assert torch.all(trace[-5:].mean(0) > trace[0])
-    assert torch.equal(gray, torch.full((3, 1, 28, 28), 0.5))  # the start is not modified
-
-
-def test_ascend_keeps_pixels_in_range(network: Network) -> None:
-    objective = batch_objective(network, [Unit("classifier.5", 2)] * 2)
-    start = torch.stack([torch.zeros(1, 28, 28), torch.ones(1, 28, 28)]) * 1.5 - 0.25
-    images, _trace = ascend(objective, start, AscentSettings(steps=5, step_size=0.5), seed=0)
-    assert images.min() >= 0 and images.max() <= 1
-
-
-def test_ascend_is_reproducible(network: Network) -> None:
-    objective = batch_objective(network, [Unit("classifier.5", 0), Unit("features.6", 4, "max")])
-    start = torch.rand(2, 1, 28, 28, generator=torch.Generator().manual_seed(5))
-    settings = AscentSettings(steps=5, step_size=0.02, tv_weight=0.2, jitter=2)
-    first, trace = ascend(objective, start, settings, seed=3)
-    again, trace_again = ascend(objective, start, settings, seed=3)
-    assert torch.equal(first, again) and torch.equal(trace, trace_again)
-    other, _ = ascend(objective, start, settings, seed=4)
-    assert not torch.equal(first, other)
-    still = AscentSettings(steps=5, step_size=0.02, tv_weight=0.2, jitter=0)
-    assert torch.equal(ascend(objective, start, still, 3)[0], ascend(objective, start, still, 4)[0])
 
 
 # --- one job, and the figures ----------------------------------------------------------------
@@ -290,7 +249,7 @@ def trained_network(run_dir: Path) -> Network:
 @pytest.fixture(scope="module")
 def synthesized(run_dir: Path, trained_network: Network) -> dict:
     facets = [run_dir / "facets" / f"{name}.h5" for name in ("tops", "ch2")]
-    return job.synthesize_batch(trained_network, facets, SETTINGS, 0, run_dir / "synthesis")
+    return job.synthesize_batch(trained_network, facets, "mfv", SETTINGS, 0, run_dir / "synthesis")
 
 
 def test_synthesize_batch_writes_the_documented_outputs(run_dir: Path, synthesized) -> None:
@@ -306,11 +265,12 @@ def test_synthesize_batch_writes_the_documented_outputs(run_dir: Path, synthesiz
     facets = read_facets(run_dir / "facets" / "tops.h5")
     with h5py.File(out / "images.h5", "r") as handle:
         assert set(handle) == {"images", "init", "trace", "activation_init", "activation_final"}
+        assert handle.attrs["method"] == "mfv"
         images = handle["images"][:]
         assert images.shape == (3, 1, 28, 28)
         assert images.min() >= 0 and images.max() <= 1
         np.testing.assert_array_equal(handle["init"][:], facets["mean_images"])
-        assert handle["trace"].shape == (SETTINGS["steps"], 3)
+        assert handle["trace"].shape == (4 + 3 + 1 + 1, 3)  # the 4 octaves at 2 % steps
         final = handle["activation_final"][:]
         initial = handle["activation_init"][:]
     assert synthesized["tops"] == {
@@ -341,7 +301,7 @@ def test_synthesis_is_reproducible(
     run_dir: Path, trained_network: Network, synthesized, tmp_path: Path
 ) -> None:
     facets = [run_dir / "facets" / f"{name}.h5" for name in ("tops", "ch2")]
-    job.synthesize_batch(trained_network, facets, SETTINGS, 0, tmp_path / "again")
+    job.synthesize_batch(trained_network, facets, "mfv", SETTINGS, 0, tmp_path / "again")
     for name in ("facet_00.png", "facet_01.png", "facet_02.png"):
         assert (tmp_path / "again" / "tops" / name).read_bytes() == (
             run_dir / "synthesis" / "tops" / name
@@ -352,7 +312,9 @@ def test_an_image_does_not_depend_on_its_batch_mates(
     run_dir: Path, trained_network: Network, synthesized, tmp_path: Path
 ) -> None:
     """Each image has its own random draws: alone or batched, tops gets the same images."""
-    job.synthesize_batch(trained_network, [run_dir / "facets" / "tops.h5"], SETTINGS, 0, tmp_path)
+    job.synthesize_batch(
+        trained_network, [run_dir / "facets" / "tops.h5"], "mfv", SETTINGS, 0, tmp_path
+    )
     with (
         h5py.File(tmp_path / "tops" / "images.h5", "r") as alone,
         h5py.File(run_dir / "synthesis" / "tops" / "images.h5", "r") as batched,
@@ -360,7 +322,7 @@ def test_an_image_does_not_depend_on_its_batch_mates(
         np.testing.assert_allclose(alone["images"][:], batched["images"][:], atol=1e-4)
     # a different seed gives different images
     job.synthesize_batch(
-        trained_network, [run_dir / "facets" / "tops.h5"], SETTINGS, 1, tmp_path / "seed1"
+        trained_network, [run_dir / "facets" / "tops.h5"], "mfv", SETTINGS, 1, tmp_path / "seed1"
     )
     with (
         h5py.File(tmp_path / "seed1" / "tops" / "images.h5", "r") as other,
@@ -384,7 +346,9 @@ def test_failed_synthesis_leaves_no_output(
     monkeypatch.setattr(job, "to_pil", to_pil_failing_on_second)
     out = tmp_path / "synthesis" / "batch"
     with pytest.raises(OSError, match="disk full"):
-        job.synthesize_batch(trained_network, [run_dir / "facets" / "tops.h5"], SETTINGS, 0, out)
+        job.synthesize_batch(
+            trained_network, [run_dir / "facets" / "tops.h5"], "mfv", SETTINGS, 0, out
+        )
     assert len(calls) == 2  # it failed after writing one PNG
     assert not out.exists()
     assert list(out.parent.iterdir()) == []
@@ -397,9 +361,7 @@ def test_synthesis_replaces_an_old_output(
     (out / "tops").mkdir(parents=True)
     (out / "tops" / "facet_07.png").write_bytes(b"stale")
     (out / "old-neuron").mkdir()
-    job.synthesize_batch(
-        trained_network, [run_dir / "facets" / "tops.h5"], {**SETTINGS, "steps": 1}, 0, out
-    )
+    job.synthesize_batch(trained_network, [run_dir / "facets" / "tops.h5"], "mfv", SETTINGS, 0, out)
     assert [p.name for p in out.iterdir()] == ["tops"]
     assert sorted(p.name for p in (out / "tops").iterdir()) == [
         "facet_00.png",

@@ -57,7 +57,9 @@ def tiny_config(fashion_root: Path) -> dict:
             {"name": "trouser-dress", "layer": "classifier.5", "unit": 2, "select": "label"},
             {"name": "conv-ch3", "layer": "features.6", "unit": 3, "spatial": "center"},
         ],
-        "synthesis": {"steps": 5, "neurons_per_job": 2},
+        # two methods keep it short; every method runs in tests/test_render.py
+        "synthesis": {"methods": ["mfv", "fourier"], "steps_scale": 0.02, "neurons_per_job": 2},
+        "oracle": {"epochs": 1, "max_images": 2000, "min_accuracy": 0.0},
         "figures": {"examples": 2},
     }
 
@@ -122,10 +124,11 @@ def test_tiny_run_writes_every_stage(tiny_run):
         assert [scores["space"] for scores in summary["ground_truth"]] == ["tsne", "pca"]
         assert Image.open(results / "figures" / "embedding" / f"{name}.png").width > 300
         batch = "batch-000" if name != "conv-ch3" else "batch-001"  # 2 neurons per job
-        pngs = sorted((results / "synthesis" / batch / name).glob("facet_*.png"))
+        pngs = sorted((results / "synthesis" / "mfv" / batch / name).glob("facet_*.png"))
         assert len(pngs) == K
         assert Image.open(pngs[0]).size == (28, 28)
-        with h5py.File(results / "synthesis" / batch / name / "images.h5", "r") as handle:
+        assert (results / "synthesis" / "fourier" / batch / name / "facet_00.png").exists()
+        with h5py.File(results / "synthesis" / "mfv" / batch / name / "images.h5", "r") as handle:
             assert handle["images"].shape == (K, 1, 28, 28)
             # activation maximization must raise the unit above its mean-image start
             assert np.mean(handle["activation_final"][:]) > np.mean(handle["activation_init"][:])
@@ -197,7 +200,7 @@ def test_torchvision_model_on_image_folder(tmp_path: Path):
             {"name": "logit-1", "layer": "fc", "unit": 1, "select": "label", "class": "rest"},
             {"name": "l4-ch5", "layer": "layer4.0.conv1", "unit": 5, "spatial": "max"},
         ],
-        "synthesis": {"steps": 3},
+        "synthesis": {"methods": ["mfv"], "steps_scale": 0.01},
         "figures": {"examples": 1},
     }
     result = snakemake(tmp_path, config)
@@ -210,10 +213,13 @@ def test_torchvision_model_on_image_folder(tmp_path: Path):
         assert json.loads(handle.attrs["class_names"]) == ["first", "rest"]
     summary = json.loads((results / "facets" / "logit-1.json").read_text())
     assert summary["images"] == 22  # the two folders merged into "rest"
-    with h5py.File(results / "synthesis" / "batch-001" / "l4-ch5" / "images.h5", "r") as handle:
+    with h5py.File(
+        results / "synthesis" / "mfv" / "batch-001" / "l4-ch5" / "images.h5", "r"
+    ) as handle:
         assert handle["images"].shape == (2, 3, 64, 64)
     assert (
-        Image.open(results / "synthesis" / "batch-000" / "logit-1" / "facet_00.png").mode == "RGB"
+        Image.open(results / "synthesis" / "mfv" / "batch-000" / "logit-1" / "facet_00.png").mode
+        == "RGB"
     )
     assert (results / "figures" / "overview.png").exists()
 
@@ -233,7 +239,10 @@ def test_default_config_dag_builds(tmp_path: Path):
     ):
         assert f"rule {rule}:" in out
     assert out.count("rule facets:") == len(default["neurons"])
-    assert out.count("rule synthesize:") == len(default["neurons"])
+    per_job = default["synthesis"]["neurons_per_job"]
+    batches = -(-len(default["neurons"]) // per_job)
+    assert out.count("rule synthesize:") == batches * len(default["synthesis"]["methods"])
+    assert out.count("rule oracle:") == out.count("rule synthesis_metrics:") == 1
 
 
 def test_paper_scale_dag_batches_neurons_and_asks_for_gpus(tmp_path: Path):

@@ -47,6 +47,21 @@ def cmd_train(args: argparse.Namespace, settings: dict[str, Any]) -> None:
         )
 
 
+def cmd_oracle(args: argparse.Namespace, settings: dict[str, Any]) -> None:
+    from facetviz.oracle import train_oracle
+
+    oracle = settings.get("oracle", {})
+    keys = ("epochs", "seed_offset", "max_images", "min_accuracy")
+    train_oracle(
+        settings["dataset"],
+        settings["seed"],
+        settings.get("device", "auto"),
+        args.checkpoint,
+        args.metrics,
+        **{key: oracle[key] for key in keys if oracle.get(key) is not None},
+    )
+
+
 def cmd_activations(args: argparse.Namespace, settings: dict[str, Any]) -> None:
     from facetviz.activations import extract
     from facetviz.data import open_dataset
@@ -98,9 +113,23 @@ def cmd_synthesize(args: argparse.Namespace, settings: dict[str, Any]) -> None:
     synthesize_batch(
         _network(settings, args.weights or None),
         args.facets,
-        settings["synthesis"],
+        settings["method"],
+        {**settings["synthesis"], "facet_layer": settings["facet_layer"]},
         settings["seed"],
         args.out_dir,
+        _device(settings),
+    )
+
+
+def cmd_synthesis_metrics(args: argparse.Namespace, settings: dict[str, Any]) -> None:
+    from facetviz.synthesis_metrics import evaluate
+
+    evaluate(
+        args.oracle,
+        args.facets,
+        settings["image_dirs"],
+        args.out_csv,
+        args.out_json,
         _device(settings),
     )
 
@@ -158,6 +187,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = stage("train", cmd_train, "train the embedded CNN")
     p.add_argument("--checkpoint", required=True)
     p.add_argument("--metrics", required=True)
+    p = stage("oracle", cmd_oracle, "train the oracle, a fine-class classifier for measuring")
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--metrics", required=True)
     p = stage("activations", cmd_activations, "forward pass into HDF5")
     p.add_argument("--weights", default=None)
     p.add_argument("--out", required=True)
@@ -173,6 +205,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--weights", default=None)
     p.add_argument("--facets", nargs="+", required=True, help="facet files, one per neuron")
     p.add_argument("--out-dir", required=True)
+    p = stage(
+        "synthesis-metrics", cmd_synthesis_metrics, "score synthesized images with the oracle"
+    )
+    p.add_argument("--oracle", required=True)
+    p.add_argument("--facets", nargs="+", required=True, help="facet files of the class units")
+    p.add_argument("--out-csv", required=True)
+    p.add_argument("--out-json", required=True)
     p = stage("figure", cmd_figure, "one neuron's facets figure")
     p.add_argument("--facets", required=True)
     p.add_argument("--synthesis", required=True)

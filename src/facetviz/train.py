@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +63,47 @@ def evaluate(
     }
 
 
+def fit(
+    module: nn.Module,
+    normalize: Callable[[torch.Tensor], torch.Tensor],
+    dataset: FacetDataset,
+    settings: dict[str, Any],
+    workers: int,
+    device: torch.device,
+    generator: torch.Generator,
+) -> None:
+    """Train `module` on `dataset`'s labels with Adam and a one-cycle learning-rate schedule.
+
+    `settings` holds epochs, batch_size, lr and weight_decay; `generator` shuffles the batches.
+    """
+    optimizer = torch.optim.Adam(
+        module.parameters(), lr=settings["lr"], weight_decay=settings["weight_decay"]
+    )
+    epochs = settings["epochs"]
+    steps_per_epoch = -(-len(dataset) // settings["batch_size"])
+    schedule = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, max_lr=settings["lr"], total_steps=epochs * steps_per_epoch
+    )
+    loss_fn = nn.CrossEntropyLoss()
+    for epoch in range(epochs):
+        module.train()
+        progress = Progress(f"train epoch {epoch + 1}/{epochs}", len(dataset), "images")
+        running, seen = 0.0, 0
+        for pixels, labels, _fine, _index in loader(
+            dataset, settings["batch_size"], workers, generator
+        ):
+            pixels, labels = pixels.to(device), labels.to(device)
+            loss = loss_fn(module(normalize(pixels)), labels)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+            running += loss.item() * len(labels)
+            seen += len(labels)
+            progress.update(len(labels))
+        log.info("epoch %d: mean training loss %.4f", epoch + 1, running / max(seen, 1))
+
+
 def train_embedded(
     dataset_cfg: dict[str, Any],
     model_cfg: dict[str, Any],
@@ -88,15 +130,7 @@ def train_embedded(
     def normalize(pixels: torch.Tensor) -> torch.Tensor:
         return (pixels - mean_t) / std_t
 
-    optimizer = torch.optim.Adam(
-        module.parameters(), lr=settings["lr"], weight_decay=settings["weight_decay"]
-    )
     epochs = settings["epochs"]
-    steps_per_epoch = -(-len(fit_set) // settings["batch_size"])
-    schedule = torch.optim.lr_scheduler.OneCycleLR(
-        optimizer, max_lr=settings["lr"], total_steps=epochs * steps_per_epoch
-    )
-    loss_fn = nn.CrossEntropyLoss()
     log.info(
         "training %s on %d images (%s split), %d classes, %d epochs, device %s",
         model_cfg.get("kind"),
@@ -107,23 +141,7 @@ def train_embedded(
         device,
     )
     start = time.perf_counter()
-    for epoch in range(epochs):
-        module.train()
-        progress = Progress(f"train epoch {epoch + 1}/{epochs}", len(fit_set), "images")
-        running, seen = 0.0, 0
-        for pixels, labels, _fine, _index in loader(
-            fit_set, settings["batch_size"], workers, generator
-        ):
-            pixels, labels = pixels.to(device), labels.to(device)
-            loss = loss_fn(module(normalize(pixels)), labels)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            schedule.step()
-            running += loss.item() * len(labels)
-            seen += len(labels)
-            progress.update(len(labels))
-        log.info("epoch %d: mean training loss %.4f", epoch + 1, running / max(seen, 1))
+    fit(module, normalize, fit_set, settings, workers, device, generator)
 
     result = evaluate(module, normalize, eval_set, 512, workers, device)
     metrics = {

@@ -28,7 +28,7 @@ if SHARDS == 1:
         resources:
             **GPU,
         shell:
-            ACTIVATIONS_COMMAND + " > {log} 2>&1"
+            f"{ACTIVATIONS_COMMAND} > {{log}} 2>&1"
 
 else:
 
@@ -48,7 +48,7 @@ else:
         resources:
             **GPU,
         shell:
-            ACTIVATIONS_COMMAND + " --shard {wildcards.shard}/" + str(SHARDS) + " > {log} 2>&1"
+            f"{ACTIVATIONS_COMMAND} --shard {{wildcards.shard}}/{SHARDS} > {{log}} 2>&1"
 
     rule activations_join:
         input:

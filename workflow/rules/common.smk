@@ -43,6 +43,11 @@ BATCHES = {
     for start in range(0, len(NEURONS), PER_JOB)
 }
 BATCH_OF = {neuron: batch for batch, names in BATCHES.items() for neuron in names}
+# Synthesis methods run side by side; the first is the one the neuron figures show.
+METHODS = config["synthesis"]["methods"]
+PRIMARY_METHOD = METHODS[0]
+# Class units: the ones whose synthesized images an oracle can judge (synthesis_metrics).
+CLASS_UNITS = [name for name, neuron in NEURONS.items() if neuron.get("select") == "label"]
 # Jobs that use the model ask the scheduler for a GPU only when the run is set to CUDA.
 GPU = {"gpu": 1} if str(config["device"]).startswith("cuda") else {}
 
@@ -50,6 +55,7 @@ GPU = {"gpu": 1} if str(config["device"]).startswith("cuda") else {}
 wildcard_constraints:
     neuron="|".join(re.escape(name) for name in NEURONS),
     batch="|".join(re.escape(batch) for batch in BATCHES),
+    method="|".join(METHODS),
 
 
 def settings(**sections):
@@ -74,13 +80,21 @@ def model_weights():
     return str(WEIGHTS) if WEIGHTS is not None else []
 
 
-def synthesis_batch_dir(neuron):
+def synthesis_batch_dir(neuron, method=PRIMARY_METHOD):
     """The synthesis job's output folder that holds `neuron`'s images."""
-    return f"{RESULTS}/synthesis/{BATCH_OF[neuron]}"
+    return f"{RESULTS}/synthesis/{method}/{BATCH_OF[neuron]}"
 
 
-def synthesis_dir(neuron):
-    return f"{synthesis_batch_dir(neuron)}/{neuron}"
+def synthesis_dir(neuron, method=PRIMARY_METHOD):
+    return f"{synthesis_batch_dir(neuron, method)}/{neuron}"
+
+
+def synthesis_settings(method):
+    """What a synthesis job depends on: the shared settings and its own method's only."""
+    shared = ("steps_scale", "batch_size", "mixed_precision")
+    synthesis = {key: config["synthesis"][key] for key in shared}
+    synthesis[method] = config["synthesis"].get(method, {})
+    return synthesis
 
 
 def target_layers():
@@ -89,9 +103,12 @@ def target_layers():
 
 def final_outputs():
     outputs = [f"{RESULTS}/figures/overview.png"]
+    outputs += expand(f"{RESULTS}/synthesis/{{method}}/{{batch}}", method=METHODS, batch=BATCHES)
     outputs += expand(f"{RESULTS}/figures/{{neuron}}.png", neuron=NEURONS)
     outputs += expand(f"{RESULTS}/figures/embedding/{{neuron}}.png", neuron=NEURONS)
     outputs.append(f"{RESULTS}/facets/table.csv")
+    if ORACLE_ENABLED and CLASS_UNITS:  # set in oracle.smk
+        outputs.append(f"{RESULTS}/synthesis/metrics.csv")
     if TRAINS_MODEL:
         outputs.append(f"{RESULTS}/model/metrics.json")
     return outputs

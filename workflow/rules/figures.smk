@@ -33,7 +33,7 @@ rule embedding_figure:
 
 rule overview_figure:
     input:
-        expand(f"{RESULTS}/synthesis/{{batch}}", batch=BATCHES),
+        expand(f"{RESULTS}/synthesis/{PRIMARY_METHOD}/{{batch}}", batch=BATCHES),
     output:
         f"{RESULTS}/figures/overview.png",
     params:

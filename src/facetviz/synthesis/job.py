@@ -1,9 +1,10 @@
-"""One synthesis job: every facet of a batch of neurons optimized as one tensor, each image with
-its own objective, written per neuron as PNGs + HDF5."""
+"""One synthesis job: every facet of a batch of neurons optimized with one method as one tensor,
+each image with its own objective, written per neuron as PNGs + HDF5."""
 
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -17,8 +18,8 @@ from facetviz.facets import read_facets
 from facetviz.io import atomic_path
 from facetviz.models import Network
 from facetviz.progress import log
+from facetviz.synthesis.methods import Task, method_settings, run_method
 from facetviz.synthesis.objectives import Unit, batch_objective
-from facetviz.synthesis.render import AscentSettings, ascend
 
 
 def to_pil(image: np.ndarray) -> Image.Image:
@@ -38,70 +39,126 @@ def image_seed(seed: int, neuron: str, facet: int) -> int:
     return int.from_bytes(digest[:7], "little")
 
 
+def _chunks(sizes: Sequence[int], batch_size: int) -> list[list[int]]:
+    """Consecutive neurons grouped so that a group has at most `batch_size` images (a neuron's
+    images stay together: the diversity term compares them)."""
+    chunks: list[list[int]] = [[]]
+    images = 0
+    for neuron, size in enumerate(sizes):
+        if chunks[-1] and images + size > batch_size:
+            chunks.append([])
+            images = 0
+        chunks[-1].append(neuron)
+        images += size
+    return chunks
+
+
 def synthesize_batch(
     network: Network,
     facets_paths: Sequence[str | Path],
+    method: str,
     settings: dict[str, Any],
     seed: int,
     out_dir: str | Path,
     device: torch.device | str = "cpu",
 ) -> dict[str, dict[str, list[float]]]:
-    """Synthesize every facet of the given neurons; write `out_dir/<neuron>/` for each."""
-    neurons, inits, targets, seeds = [], [], [], []
-    for path in facets_paths:
-        facets = read_facets(path)
-        neuron = facets["neuron"]
-        neurons.append((neuron, facets["mean_images"]))
-        inits.append(facets["mean_images"])
-        unit = Unit(neuron["layer"], neuron["unit"], neuron.get("spatial", "center"))
-        targets += [unit] * len(facets["mean_images"])
-        seeds += [image_seed(seed, neuron["name"], f) for f in range(len(facets["mean_images"]))]
-    network.to(device)
-    init = torch.from_numpy(np.concatenate(inits)).to(device)
-    objective = batch_objective(network, targets)
-    ascent = AscentSettings(
-        **{key: settings[key] for key in ("steps", "step_size", "tv_weight", "jitter")}
-    )
-    log.info(
-        "optimizing %d facet images of %d neurons (%s) as one batch, %d steps, on %s",
-        len(init),
-        len(neurons),
-        ", ".join(n["name"] for n, _ in neurons),
-        ascent.steps,
-        device,
-    )
-    images, trace = ascend(objective, init, ascent, seeds)
-    with torch.no_grad():
-        start_values = objective(init).cpu().numpy()
-        final_values = objective(images).cpu().numpy()
-    images_np = images.cpu().numpy()
-    trace_np = trace.numpy()
+    """Synthesize every facet of the given neurons with `method`; write `out_dir/<neuron>/`.
 
-    results = {}
+    `settings` is the config's `synthesis` section plus `facet_layer`. Images are optimized
+    `batch_size` at a time; each image has its own seed, so its result does not depend on the
+    neurons it shares a job or a batch with.
+    """
+    method_cfg = method_settings(method, settings.get(method))
+    facets = [read_facets(path) for path in facets_paths]
+    network.to(device).module.eval()
+    for parameter in network.module.parameters():
+        parameter.requires_grad_(False)  # gradients are for the pixels only
+    results: dict[str, dict[str, list[float]]] = {}
     with atomic_path(out_dir) as tmp:
         tmp.mkdir()
-        start = 0
-        for neuron, mean_images in neurons:
-            part = slice(start, start + len(mean_images))
-            start = part.stop
-            folder = tmp / neuron["name"]
-            folder.mkdir()
-            for facet, image in enumerate(images_np[part]):
-                to_pil(image).save(folder / f"facet_{facet:02d}.png")
-            with h5py.File(folder / "images.h5", "w") as out:
-                out["images"] = images_np[part]
-                out["init"] = mean_images
-                out["trace"] = trace_np[:, part]
-                out["activation_init"] = start_values[part]
-                out["activation_final"] = final_values[part]
-            log.info(
-                "%s: activation from mean images %s -> after synthesis %s",
-                neuron["name"],
-                " ".join(f"{v:.2f}" for v in start_values[part]),
-                " ".join(f"{v:.2f}" for v in final_values[part]),
-            )
-            results[neuron["name"]] = {
-                "activation_init": start_values[part].tolist(),
-                "activation_final": final_values[part].tolist(),
-            }
+        sizes = [len(f["mean_images"]) for f in facets]
+        for chunk in _chunks(sizes, settings.get("batch_size", 256)):
+            results.update(
+                _synthesize_chunk(
+                    network, [facets[i] for i in chunk], method, method_cfg, settings, seed,
+                    tmp, device,
+                )
+            )  # fmt: skip
+    return results
+
+
+def _synthesize_chunk(
+    network: Network,
+    facets: list[dict[str, Any]],
+    method: str,
+    method_cfg: dict[str, Any],
+    settings: dict[str, Any],
+    seed: int,
+    out_dir: Path,
+    device: torch.device | str,
+) -> dict[str, dict[str, list[float]]]:
+    units, groups, seeds, start = [], [], [], 0
+    for facet in facets:
+        neuron = facet["neuron"]
+        count = len(facet["mean_images"])
+        units += [Unit(neuron["layer"], neuron["unit"], neuron.get("spatial", "center"))] * count
+        seeds += [image_seed(seed, neuron["name"], index) for index in range(count)]
+        groups.append(slice(start, start + count))
+        start += count
+    task = Task(
+        units=units,
+        mean_images=torch.from_numpy(np.concatenate([f["mean_images"] for f in facets])).to(device),
+        groups=groups,
+        generators=[torch.Generator().manual_seed(s) for s in seeds],
+        facet_layer=settings["facet_layer"],
+    )
+    names = [f["neuron"]["name"] for f in facets]
+    log.info(
+        "%s: %d facet images of %d neurons (%s) as one batch on %s",
+        method,
+        len(units),
+        len(facets),
+        ", ".join(names),
+        device,
+    )
+    result, start_images = run_method(
+        method,
+        network,
+        task,
+        method_cfg,
+        settings.get("steps_scale", 1.0),
+        bool(settings.get("mixed_precision", False)),
+    )
+    activation = batch_objective(network, units)
+    with torch.no_grad():
+        start_values = activation(start_images).cpu().numpy()
+        final_values = activation(result.images).cpu().numpy()
+    images = result.images.cpu().numpy()
+    starts = start_images.cpu().numpy()
+    trace = result.trace.numpy()
+    results = {}
+    for facet, group, name in zip(facets, groups, names, strict=True):
+        folder = out_dir / name
+        folder.mkdir()
+        for index, image in enumerate(images[group]):
+            to_pil(image).save(folder / f"facet_{index:02d}.png")
+        with h5py.File(folder / "images.h5", "w") as out:
+            out["images"] = images[group]
+            out["init"] = starts[group]
+            out["trace"] = trace[:, group]
+            out["activation_init"] = start_values[group]
+            out["activation_final"] = final_values[group]
+            out.attrs["method"] = method
+            out.attrs["neuron"] = json.dumps(facet["neuron"])
+        log.info(
+            "%s %s: activation at start %s -> after synthesis %s",
+            method,
+            name,
+            " ".join(f"{v:.2f}" for v in start_values[group]),
+            " ".join(f"{v:.2f}" for v in final_values[group]),
+        )
+        results[name] = {
+            "activation_init": start_values[group].tolist(),
+            "activation_final": final_values[group].tolist(),
+        }
     return results

@@ -1,56 +1,175 @@
-"""The optimization loop: normalized gradient ascent with jitter, TV smoothing and clipping."""
+"""The optimization loops. Each optimizes a whole batch at once, every image its own objective.
+
+- `octave_ascent`: the paper's loop (mfv and cbr): normalized gradient steps on centre-biased
+  crops of an upscaled canvas, clipping, and a proximal TV denoising step each step.
+- `decay_ascent`: normalized gradient steps with L2 decay and, optionally, the hand-designed
+  priors of Yosinski et al. 2015 (periodic Gaussian blur, clipping of small-norm pixels).
+- `parameterized_ascent`: Adam on an image parameterization seen through random transforms
+  (Olah et al. 2017).
+
+All return `Result`: the images at the model's input size, pixels in [0, 1], and the trace of
+what was maximized at each step (per image).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import torch
 
-from facetviz.synthesis.regularizers import total_variation
-from facetviz.synthesis.transforms import jitter
+from facetviz.progress import Progress
+from facetviz.synthesis.regularizers import bregman_strength, tv_denoise
+from facetviz.synthesis.schedules import PAPER_SIZE, Octave, canvas_size, interpolate
+from facetviz.synthesis.transforms import (
+    Generators,
+    add_to_crops,
+    centre_biased_offsets,
+    crop,
+    gaussian_blur,
+    jitter,
+    resize,
+)
+
+Objective = Callable[[torch.Tensor], torch.Tensor]
+PIXEL_SCALE = 255.0  # the paper's step sizes and TV weights are for 0-255 pixels
 
 
-@dataclass(frozen=True)
-class AscentSettings:
-    steps: int = 200
-    step_size: float = 0.003
-    tv_weight: float = 0.5
-    jitter: int = 1
+@dataclass
+class Result:
+    images: torch.Tensor  # [B, C, H, W] at the model's input size
+    trace: torch.Tensor  # [steps, B] on the CPU
 
 
 def per_image_mean_abs(tensor: torch.Tensor) -> torch.Tensor:
+    """Mean |value| of each image, shaped to broadcast over it (never zero)."""
     return tensor.abs().flatten(1).mean(1).clamp_min(1e-12).view(-1, *([1] * (tensor.ndim - 1)))
 
 
-def ascend(
-    objective: Callable[[torch.Tensor], torch.Tensor],
-    init: torch.Tensor,
-    settings: AscentSettings,
-    seed: int | Sequence[int],
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Maximize `objective` from `init` (pixels in [0, 1]); returns (images, trace [steps, B]).
+def tv_strength(bregman_weight: float, size: int) -> float:
+    """The TV step's strength on [0, 1] pixels for the paper's weight, at `size` px.
 
-    Each step moves every image by `step_size` on average along its own normalized gradient
-    (as in the paper's code, so images in a batch do not compete for step size), then takes a
-    total-variation descent step and clips to the valid pixel range. `seed` is one seed for the
-    batch, or one per image (then an image's result does not depend on its batch-mates).
+    The TV proximal step flattens a feature w px wide by about strength / w per step; features
+    at `size` px are size/227 as wide as at the paper's 227 px, so the strength shrinks in
+    proportion to smooth them as much.
     """
-    generator: torch.Generator | list[torch.Generator] = (
-        torch.Generator().manual_seed(seed)
-        if isinstance(seed, int)
-        else [torch.Generator().manual_seed(int(s)) for s in seed]
-    )
+    return bregman_strength(bregman_weight, PIXEL_SCALE) * size / PAPER_SIZE
+
+
+def _gradient(objective: Objective, pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    pixels = pixels.detach().requires_grad_(True)
+    values = objective(pixels)
+    (gradient,) = torch.autograd.grad(values.sum(), pixels)
+    return values.detach(), gradient
+
+
+def octave_ascent(
+    objectives: Mapping[str, Objective],
+    init: torch.Tensor,
+    octaves: list[Octave],
+    size: int,
+    generators: Generators,
+    tv_iterations: int = 20,
+    name: str = "synthesis",
+) -> Result:
+    """The paper's schedule from `init` (any size; resized to the starting canvas).
+
+    `objectives` maps an octave's objective kind ("activation", "probability") to the batch
+    objective to maximize in that octave.
+    """
+    canvas = resize(init.detach().clamp(0, 1), canvas_size(size)).contiguous()
+    total = sum(octave.steps for octave in octaves)
+    trace = torch.empty(total, len(canvas))
+    progress = Progress(name, total, "steps")
+    done = 0
+    for octave in octaves:
+        if octave.to_input_size:
+            canvas = resize(canvas, size).contiguous()
+        elif octave.scale != 1.0:
+            canvas = resize(canvas, round(canvas.shape[-1] * octave.scale)).contiguous()
+        objective = objectives[octave.objective]
+        for step in range(octave.steps):
+            offsets = centre_biased_offsets(
+                canvas.shape[-1], size, octave.window, generators, len(canvas)
+            )
+            values, gradient = _gradient(objective, crop(canvas, offsets, size))
+            if octave.margin > 0:  # only the crop's centre moves
+                keep = torch.zeros_like(gradient)
+                m = octave.margin
+                keep[..., m : size - m, m : size - m] = 1
+                gradient = gradient * keep
+            step_size = interpolate(octave.step_size, step, octave.steps) / PIXEL_SCALE
+            with torch.no_grad():
+                add_to_crops(canvas, offsets, step_size * gradient / per_image_mean_abs(gradient))
+                canvas.clamp_(0, 1)
+                weight = interpolate(octave.tv_weight, step, octave.steps)
+                canvas = tv_denoise(canvas, tv_strength(weight, size), tv_iterations)
+            trace[done] = values.float().cpu()
+            done += 1
+            progress.update(1)
+    return Result(resize(canvas, size).detach(), trace)
+
+
+def decay_ascent(
+    objective: Objective,
+    init: torch.Tensor,
+    steps: int,
+    step_size: float,
+    decay: float,
+    generators: Generators,
+    jitter_pixels: int = 0,
+    blur_every: int = 0,
+    blur_sigma: float = 0.0,
+    clip_percentile: float = 0.0,
+    name: str = "synthesis",
+) -> Result:
+    """Normalized gradient ascent with L2 decay towards gray, and optional hand-made priors.
+
+    `step_size` is the mean pixel change per step ([0, 1] pixels); `decay` shrinks the image
+    towards 0.5 by that share per step; every `blur_every` steps a Gaussian blur of
+    `blur_sigma` px; pixels whose norm (over channels, from gray) is below the
+    `clip_percentile` of the image are reset to gray.
+    """
     images = init.detach().clone().clamp(0, 1)
-    trace = torch.empty(settings.steps, len(images))
-    for step in range(settings.steps):
-        images.requires_grad_(True)
-        values = objective(jitter(images, settings.jitter, generator))
-        (ascent,) = torch.autograd.grad(values.sum(), images)
-        (smooth,) = torch.autograd.grad(total_variation(images).sum(), images)
+    trace = torch.empty(steps, len(images))
+    progress = Progress(name, steps, "steps")
+    for step in range(steps):
+        values, gradient = _gradient(objective, jitter(images, jitter_pixels, generators))
         with torch.no_grad():
-            images = images + settings.step_size * ascent / per_image_mean_abs(ascent)
-            images = images - settings.step_size * settings.tv_weight * smooth
+            images = images + step_size * gradient / per_image_mean_abs(gradient)
+            images = 0.5 + (1 - decay) * (images - 0.5)
+            if blur_every and (step + 1) % blur_every == 0:
+                images = gaussian_blur(images, blur_sigma)
+            if clip_percentile > 0:
+                norm = (images - 0.5).norm(dim=1, keepdim=True)  # [B, 1, H, W]
+                cut = torch.quantile(norm.flatten(1), clip_percentile / 100, dim=1)
+                images = torch.where(norm < cut.view(-1, 1, 1, 1), 0.5, images)
             images = images.clamp(0, 1)
-        trace[step] = values.detach().cpu()
-    return images.detach(), trace
+        trace[step] = values.float().cpu()
+        progress.update(1)
+    return Result(images.detach(), trace)
+
+
+def parameterized_ascent(
+    objective: Objective,
+    parameterization: torch.nn.Module,
+    steps: int,
+    learning_rate: float,
+    transform: Callable[[torch.Tensor], torch.Tensor],
+    name: str = "synthesis",
+) -> Result:
+    """Adam on the parameters of `parameterization`, whose forward() gives the images."""
+    optimizer = torch.optim.Adam(parameterization.parameters(), lr=learning_rate)
+    trace = torch.empty(steps, 0)
+    progress = Progress(name, steps, "steps")
+    for step in range(steps):
+        optimizer.zero_grad(set_to_none=True)
+        values = objective(transform(parameterization()))
+        (-values.sum()).backward()
+        optimizer.step()
+        if step == 0:
+            trace = torch.empty(steps, len(values))
+        trace[step] = values.detach().float().cpu()
+        progress.update(1)
+    with torch.no_grad():
+        return Result(parameterization().detach(), trace)

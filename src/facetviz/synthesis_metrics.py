@@ -1,0 +1,171 @@
+"""How good the synthesized images are, measured with an independent oracle (DESIGN.md §4).
+
+For each method and each class unit (a neuron with `select: label`), with the oracle's fine-class
+prediction of each facet image:
+- facet fidelity: share of images predicted as their facet's majority fine class;
+- transferability: share predicted as one of the unit's fine classes (its coarse class);
+- diversity: distinct fine classes predicted among the unit's images;
+- activation ratio: the unit's activation on the image / its best real image in that facet.
+Multi-facet units are those whose images span at least two fine classes.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from facetviz.errors import FacetvizError
+from facetviz.facet_metrics import majority_classes
+from facetviz.facets import read_facets
+from facetviz.io import atomic_path, open_h5, write_json
+from facetviz.oracle import classify, load_oracle
+from facetviz.progress import log
+
+COLUMNS = (
+    "method",
+    "neuron",
+    "fine_classes",
+    "images",
+    "fidelity",
+    "transferability",
+    "diversity",
+    "classes_shown",
+    "activation_ratio_median",
+)
+
+
+def _read_images(folder: Path) -> tuple[np.ndarray, np.ndarray]:
+    with open_h5(folder / "images.h5", "synthesize") as handle:
+        return handle["images"][:], handle["activation_final"][:]
+
+
+def score_unit(
+    facets: dict[str, Any],
+    images: np.ndarray,
+    activations: np.ndarray,
+    predicted: np.ndarray,
+    oracle_names: Sequence[str],
+) -> dict[str, Any]:
+    """The scores of one unit's facet images (`predicted`: the oracle's fine class per image)."""
+    names = list(facets["fine_names"])
+    try:  # the oracle's class order may differ from the dataset's
+        to_dataset = np.array([names.index(name) for name in oracle_names])
+    except ValueError as err:
+        raise FacetvizError(
+            f"the oracle's classes {list(oracle_names)} are not the dataset's fine classes "
+            f"{names}: retrain the oracle for this dataset"
+        ) from err
+    predicted = to_dataset[predicted]
+    assignment, fine, values = facets["assignment"], facets["fine_labels"], facets["unit_values"]
+    majority = majority_classes(assignment, fine)[: len(images)]
+    unit_classes = np.unique(fine[assignment >= 0])
+    best_real = np.array([values[assignment == f].max() for f in range(len(images))])
+    ratio = activations / np.where(best_real > 0, best_real, np.nan)
+    return {
+        "fine_classes": [names[c] for c in unit_classes],
+        "images": len(images),
+        "fidelity": float(np.mean(predicted == majority)),
+        "transferability": float(np.mean(np.isin(predicted, unit_classes))),
+        "diversity": len(set(predicted.tolist())),
+        "classes_shown": sorted({names[c] for c in predicted if c in unit_classes}),
+        "activation_ratio": ratio.tolist(),
+        "activation_ratio_median": float(np.nanmedian(ratio)) if np.isfinite(ratio).any() else None,
+        "predicted": [names[c] for c in predicted],
+        "facet_majority": [names[c] for c in majority],
+    }
+
+
+def evaluate(
+    oracle_path: str | Path,
+    facets_paths: Sequence[str | Path],
+    image_dirs: Mapping[str, Sequence[str | Path]],
+    out_csv: str | Path,
+    out_json: str | Path,
+    device: torch.device | str = "cpu",
+) -> dict[str, Any]:
+    """Score every method's images of the class units; `image_dirs[method]` follows
+    `facets_paths` (one `<neuron>` folder with images.h5 per facet file)."""
+    oracle, oracle_names = load_oracle(oracle_path)
+    oracle.to(device)
+    facets = [read_facets(path) for path in facets_paths]
+    units: list[dict[str, Any]] = []
+    for method, folders in image_dirs.items():
+        if len(folders) != len(facets):
+            raise ValueError(f"{method}: {len(folders)} image folders for {len(facets)} neurons")
+        for facet, folder in zip(facets, folders, strict=True):
+            images, activations = _read_images(Path(folder))
+            probabilities = classify(oracle, torch.from_numpy(images).to(device))
+            predicted = probabilities.argmax(1).cpu().numpy()
+            scores = score_unit(facet, images, activations, predicted, oracle_names)
+            units.append({"method": method, "neuron": facet["neuron"]["name"], **scores})
+    summary = {
+        method: _summarize([u for u in units if u["method"] == method]) for method in image_dirs
+    }
+    report = {"summary": summary, "units": units}
+    write_json(out_json, report)
+    _write_csv(out_csv, units)
+    log.info("synthesis quality (oracle %s):\n%s", oracle_path, format_summary(summary))
+    return report
+
+
+def _summarize(units: list[dict[str, Any]]) -> dict[str, Any]:
+    multi = [u for u in units if len(u["fine_classes"]) >= 2]
+
+    def pooled(group: list[dict[str, Any]], key: str) -> float | None:
+        total = sum(u["images"] for u in group)
+        return sum(u[key] * u["images"] for u in group) / total if total else None
+
+    ratios = [r for u in multi for r in u["activation_ratio"] if r is not None and np.isfinite(r)]
+    return {
+        "multi_facet_units": [u["neuron"] for u in multi],
+        "fidelity": pooled(multi, "fidelity"),
+        "transferability": pooled(multi, "transferability"),
+        "activation_ratio_median": float(np.median(ratios)) if ratios else None,
+        "mean_diversity": float(np.mean([u["diversity"] for u in multi])) if multi else None,
+        "all_classes_shown": {
+            u["neuron"]: len(u["classes_shown"]) == len(u["fine_classes"]) for u in units
+        },
+    }
+
+
+def format_summary(summary: Mapping[str, Mapping[str, Any]]) -> str:
+    def number(value: float | None) -> str:
+        return "-" if value is None else f"{value:.3f}"
+
+    lines = [
+        f"{'method':<10} {'fidelity':>9} {'transfer':>9} {'act.ratio':>10} {'diversity':>10}"
+        "  units with every fine class shown"
+    ]
+    for method, row in summary.items():
+        shown = [name for name, ok in row["all_classes_shown"].items() if ok]
+        lines.append(
+            f"{method:<10} {number(row['fidelity']):>9} {number(row['transferability']):>9} "
+            f"{number(row['activation_ratio_median']):>10} {number(row['mean_diversity']):>10}"
+            f"  {', '.join(shown) or '-'}"
+        )
+    return "\n".join(lines)
+
+
+def _write_csv(path: str | Path, units: list[dict[str, Any]]) -> None:
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=COLUMNS, extrasaction="ignore")
+        writer.writeheader()
+        for unit in units:
+            row = dict(unit)
+            row["fine_classes"] = " ".join(unit["fine_classes"])
+            row["classes_shown"] = " ".join(unit["classes_shown"])
+            for key in ("fidelity", "transferability", "activation_ratio_median"):
+                if row[key] is not None:
+                    row[key] = round(row[key], 4)
+            writer.writerow(row)
+
+
+def read_summary(path: str | Path) -> dict[str, Any]:
+    data = json.loads(Path(path).read_text())
+    return data["summary"]
