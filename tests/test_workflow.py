@@ -224,6 +224,37 @@ def test_torchvision_model_on_image_folder(tmp_path: Path):
     assert (results / "figures" / "overview.png").exists()
 
 
+def test_paper_config_runs_end_to_end_with_random_weights(tmp_path: Path):
+    """config/paper-alexnet.yaml as shipped, on a tiny ImageFolder with ImageNet's wnid folders;
+    only what needs ImageNet, weights or a GPU is overridden, and sizes for a CPU."""
+    config = yaml.safe_load((REPO / "config" / "paper-alexnet.yaml").read_text())
+    wnids = [neuron["class"] for neuron in config["neurons"]] + ["n01440764", "n01443537"]
+    root = make_image_folder(tmp_path / "train", dict.fromkeys(wnids, 6), size=(80, 60))
+    config["device"] = "cpu"
+    config["dataset"].update(root=str(root), workers=0)
+    config["model"]["weights"] = "random"
+    config["activations"]["batch_size"] = 16
+    config["facets"].update(k=2, m=2, pca_dims=4, perplexity=2, min_size=1)
+    config["synthesis"]["steps_scale"] = 0.01
+    result = snakemake(tmp_path, config)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
+    log = result.stdout + result.stderr
+    assert log.count("rule activations_shard:") == config["activations"]["shards"]
+    results = tmp_path / "results" / "paper-alexnet"
+    with h5py.File(results / "activations.h5", "r") as handle:
+        assert handle["codes"].shape == (6 * len(wnids), 4096)  # fc7
+        assert handle["layers/classifier.6/value"].shape == (6 * len(wnids), 1000)
+    for neuron in config["neurons"]:
+        summary = json.loads((results / "facets" / f"{neuron['name']}.json").read_text())
+        assert summary["images"] == 6  # the images of its wnid folder
+        for method in config["synthesis"]["methods"]:
+            folder = results / "synthesis" / method / "batch-000" / neuron["name"]
+            with h5py.File(folder / "images.h5", "r") as handle:
+                assert handle["images"].shape == (2, 3, 227, 227)
+        assert (results / "figures" / f"{neuron['name']}.png").exists()
+    assert not (results / "oracle").exists()  # no fine labels beyond the folders: no oracle
+
+
 def test_default_config_dag_builds(tmp_path: Path):
     result = snakemake(tmp_path, REPO / "config" / "config.yaml", "--dry-run")
     assert result.returncode == 0, result.stderr[-3000:]
