@@ -311,6 +311,27 @@ def test_diversity_term_spreads_a_units_images(network: Network) -> None:
     assert similarity(diverse.images) < similarity(plain.images)
 
 
+def test_cbr_probability_octaves_apply_to_class_units_only(
+    network: Network, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A hidden unit has no class distribution: it keeps its activation in every octave."""
+    import facetviz.synthesis.methods as methods
+
+    calls: list[list[Unit]] = []
+    real = methods.batch_objective
+
+    def recording(net: Network, targets, mixed_precision: bool = False):
+        calls.append(list(targets))
+        return real(net, targets, mixed_precision)
+
+    monkeypatch.setattr(methods, "batch_objective", recording)
+    task = make_task()
+    task.class_units = [True, True, False, False]
+    run_method("cbr", network, task, method_settings("cbr", None), 0.01)
+    kinds = [unit.kind for unit in calls[1]]  # the objective of the probability octaves
+    assert kinds == ["probability", "probability", "activation", "activation"]
+
+
 def test_unknown_method_or_setting_is_a_clear_error() -> None:
     with pytest.raises(ConfigError, match="unknown method 'dream'"):
         method_settings("dream", None)

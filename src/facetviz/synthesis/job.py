@@ -97,12 +97,13 @@ def _synthesize_chunk(
     out_dir: Path,
     device: torch.device | str,
 ) -> dict[str, dict[str, list[float]]]:
-    units, groups, seeds, start = [], [], [], 0
+    units, groups, seeds, class_units, start = [], [], [], [], 0
     for facet in facets:
         neuron = facet["neuron"]
         count = len(facet["mean_images"])
         units += [Unit(neuron["layer"], neuron["unit"], neuron.get("spatial", "center"))] * count
         seeds += [image_seed(seed, neuron["name"], index) for index in range(count)]
+        class_units += [neuron.get("select") == "label"] * count
         groups.append(slice(start, start + count))
         start += count
     task = Task(
@@ -111,6 +112,7 @@ def _synthesize_chunk(
         groups=groups,
         generators=[torch.Generator().manual_seed(s) for s in seeds],
         facet_layer=settings["facet_layer"],
+        class_units=class_units,
     )
     names = [f["neuron"]["name"] for f in facets]
     log.info(

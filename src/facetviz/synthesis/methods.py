@@ -74,6 +74,9 @@ class Task:
     groups: list[slice]
     generators: list[torch.Generator]
     facet_layer: str
+    # which images maximize a class unit: only those switch to the softmax probability in the
+    # octaves that ask for it (a hidden unit has no class distribution to take it from)
+    class_units: list[bool] | None = None
 
     @property
     def size(self) -> int:
@@ -183,8 +186,10 @@ def run_method(
     activation = batch_objective(network, task.units, mixed_precision)
     name = f"{method} ({len(task.units)} images)"
     if method in SCHEDULES:
+        classes = task.class_units or [False] * len(task.units)
+        units = zip(task.units, classes, strict=True)
         probability = batch_objective(
-            network, [unit.as_kind("probability") for unit in task.units], mixed_precision
+            network, [u.as_kind("probability") if c else u for u, c in units], mixed_precision
         )
         start = _start_images(method, task, settings)
         result = octave_ascent(
