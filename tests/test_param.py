@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from facetviz.synthesis.param import FourierImage, PixelImage, spectrum_scale
+from facetviz.synthesis.param import FourierImage, spectrum_scale
 
 
 def generators(*seeds: int) -> list[torch.Generator]:
@@ -124,18 +124,3 @@ def test_module_moves_to_a_device_dtype() -> None:
     image = FourierImage(2, 3, 16, generator=torch.Generator().manual_seed(0)).double()
     assert image().dtype == torch.float64
     assert {name for name, _ in image.named_buffers()} == {"scale", "color"}
-
-
-def test_pixel_image_returns_its_learnable_pixels() -> None:
-    init = torch.rand(2, 3, 8, 8, generator=torch.Generator().manual_seed(0))
-    image = PixelImage(init)
-    out = image()
-    assert torch.equal(out, init) and out.shape == (2, 3, 8, 8)
-    out.sum().backward()
-    assert torch.equal(image.pixels.grad, torch.ones_like(init))
-    with torch.no_grad():
-        image.pixels.add_(1.0)
-    assert torch.equal(init, torch.rand(2, 3, 8, 8, generator=torch.Generator().manual_seed(0)))
-    assert image().max() > 1  # no clamping: that is the render loop's job
-    with pytest.raises(ValueError, match="B, C, H, W"):
-        PixelImage(init[0])

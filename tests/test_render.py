@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -194,10 +196,8 @@ def test_octave_ascent_is_reproducible_per_seed(network: Network) -> None:
 def test_tv_step_makes_the_octave_ascent_smoother(network: Network) -> None:
     objective = {"activation": batch_objective(network, [Unit("classifier.5", 1)] * 2)}
     noise = torch.rand(2, 1, 28, 28, generator=torch.Generator().manual_seed(3))
-    rough = [o.__class__(**{**o.__dict__, "tv_weight": (1e6, 1e6)}) for o in scaled(MFV, 28, 0.03)]
-    smooth = [
-        o.__class__(**{**o.__dict__, "tv_weight": (0.01, 0.01)}) for o in scaled(MFV, 28, 0.03)
-    ]
+    rough = [replace(o, tv_weight=(1e6, 1e6)) for o in scaled(MFV, 28, 0.03)]
+    smooth = [replace(o, tv_weight=(0.01, 0.01)) for o in scaled(MFV, 28, 0.03)]
 
     def roughness(images: torch.Tensor) -> float:
         return float((images[..., 1:, :] - images[..., :-1, :]).abs().mean())
@@ -211,9 +211,7 @@ def test_margin_freezes_the_border(network: Network) -> None:
     objective = {"activation": batch_objective(network, [Unit("classifier.5", 2)])}
     start = torch.full((1, 1, 28, 28), 0.5)
     octave = scaled(MFV, 28)[2]  # margin 6 px, no scaling
-    frozen = octave.__class__(
-        **{**octave.__dict__, "steps": 5, "window": 0.0, "tv_weight": (1e9, 1e9)}
-    )
+    frozen = replace(octave, steps=5, window=0.0, tv_weight=(1e9, 1e9))
     images = octave_ascent(objective, start, [frozen], 28, generators(1), 1).images
     # canvas 32 px, centred 28 px crop at offset 2: rows 0..7 of the canvas never move
     moved = (images - 0.5).abs()[0, 0]

@@ -10,14 +10,13 @@ import copy
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 import yaml
 from conftest import REPO
-from test_workflow import snakemake, tiny_config
+from test_workflow import snakemake, snakemake_command, tiny_config
 
 pytestmark = pytest.mark.workflow
 
@@ -159,22 +158,8 @@ def test_killed_run_resumes_without_redoing_finished_jobs(
     config_path = tmp_path / "config.yaml"
     config_path.write_text(yaml.safe_dump(config, sort_keys=False))
     results = tmp_path / "results" / "tiny"
-    command = [
-        sys.executable,
-        "-m",
-        "snakemake",
-        "--snakefile",
-        str(REPO / "Snakefile"),
-        "--directory",
-        str(tmp_path),
-        "--workflow-profile",
-        str(REPO / "workflow" / "profiles" / "default"),
-        "--configfile",
-        str(config_path),
-        "--cores",
-        "2",
-    ]
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    profile = REPO / "workflow" / "profiles" / "default"
+    command, env = snakemake_command(tmp_path, config_path, "--workflow-profile", str(profile))
     process = subprocess.Popen(
         command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         start_new_session=True,

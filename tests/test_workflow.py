@@ -64,12 +64,8 @@ def tiny_config(fashion_root: Path) -> dict:
     }
 
 
-def snakemake(workdir: Path, config: dict | Path, *args: str) -> subprocess.CompletedProcess:
-    """Run the real snakemake on this repository's Snakefile, in `workdir`."""
-    if isinstance(config, dict):
-        path = workdir / "config.yaml"
-        path.write_text(yaml.safe_dump(config, sort_keys=False))
-        config = path
+def snakemake_command(workdir: Path, config: Path, *args: str) -> tuple[list[str], dict]:
+    """The real snakemake on this repository's Snakefile in `workdir`, and its environment."""
     command = [
         sys.executable,
         "-m",
@@ -86,7 +82,16 @@ def snakemake(workdir: Path, config: dict | Path, *args: str) -> subprocess.Comp
     ]
     # jobs run `python -m facetviz`: the python on PATH must be this one, as `make` arranges
     path = os.pathsep.join((str(Path(sys.executable).parent), os.environ.get("PATH", "")))
-    env = {**os.environ, "PATH": path}
+    return command, {**os.environ, "PATH": path}
+
+
+def snakemake(workdir: Path, config: dict | Path, *args: str) -> subprocess.CompletedProcess:
+    """Run the real snakemake on this repository's Snakefile, in `workdir`."""
+    if isinstance(config, dict):
+        path = workdir / "config.yaml"
+        path.write_text(yaml.safe_dump(config, sort_keys=False))
+        config = path
+    command, env = snakemake_command(workdir, config, *args)
     return subprocess.run(command, capture_output=True, text=True, timeout=900, env=env)
 
 

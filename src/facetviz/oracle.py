@@ -9,7 +9,6 @@ split (`dataset.max_images` does not apply; `oracle.max_images` does, for tests)
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +21,7 @@ from facetviz.errors import FacetvizError
 from facetviz.io import write_json
 from facetviz.models import resolve_device, save_checkpoint
 from facetviz.progress import log
-from facetviz.train import evaluate, fit, seed_everything
+from facetviz.train import fit_and_test, seed_everything
 
 # Measured on Fashion-MNIST (2026-11-23): 4 epochs reach 91.3-91.5 % fine test accuracy (two
 # seeds); 3 epochs 90.3-91.0 %, too close to the 0.90 bar; 5 epochs 92.0 % for 25 % more time.
@@ -134,33 +133,30 @@ def train_oracle(
         oracle_seed,
         torch_device,
     )
-    start = time.perf_counter()
     settings = {**TRAIN, "epochs": epochs}
-    fit(module, module.normalize, fit_set, settings, workers, torch_device, generator)
-    result = evaluate(module, module.normalize, eval_set, 512, workers, torch_device)
-    metrics = {
-        "test_accuracy": result["accuracy"],
-        "test_images": result["images"],
-        "test_split": eval_split,
-        "per_fine_class_accuracy": result["per_fine_class"],
-        "train_images": len(fit_set),
-        "classes": fine_names,
-        "epochs": epochs,
-        "seconds": round(time.perf_counter() - start, 1),
-        "seed": oracle_seed,
-        "min_accuracy": min_accuracy,
-    }
+    metrics = fit_and_test(
+        module,
+        module.normalize,
+        fit_set,
+        (eval_split, eval_set),
+        settings,
+        workers,
+        torch_device,
+        generator,
+    )
+    metrics.update(classes=fine_names, seed=oracle_seed, min_accuracy=min_accuracy)
+    accuracy = metrics["test_accuracy"]
     log.info(
         "oracle %s accuracy: %.4f on %d images (%.0f s)",
         eval_split,
-        result["accuracy"],
-        result["images"],
+        accuracy,
+        metrics["test_images"],
         metrics["seconds"],
     )
-    if result["accuracy"] < min_accuracy:
-        worst = sorted(result["per_fine_class"].items(), key=lambda item: item[1])[:3]
+    if accuracy < min_accuracy:
+        worst = sorted(metrics["per_fine_class_accuracy"].items(), key=lambda item: item[1])[:3]
         raise FacetvizError(
-            f"the oracle reached {result['accuracy']:.4f} {eval_split} accuracy, below "
+            f"the oracle reached {accuracy:.4f} {eval_split} accuracy, below "
             f"oracle.min_accuracy = {min_accuracy} (weakest classes: "
             f"{', '.join(f'{name} {acc:.3f}' for name, acc in worst)}). A weak oracle would "
             "make the synthesis metrics meaningless: raise oracle.epochs (and check that "

@@ -12,7 +12,6 @@ Multi-facet units are those whose images span at least two fine classes.
 from __future__ import annotations
 
 import csv
-import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -164,8 +163,3 @@ def _write_csv(path: str | Path, units: list[dict[str, Any]]) -> None:
                 if row[key] is not None:
                     row[key] = round(row[key], 4)
             writer.writerow(row)
-
-
-def read_summary(path: str | Path) -> dict[str, Any]:
-    data = json.loads(Path(path).read_text())
-    return data["summary"]

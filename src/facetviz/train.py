@@ -104,6 +104,33 @@ def fit(
         log.info("epoch %d: mean training loss %.4f", epoch + 1, running / max(seen, 1))
 
 
+def fit_and_test(
+    module: nn.Module,
+    normalize: Callable[[torch.Tensor], torch.Tensor],
+    fit_set: FacetDataset,
+    test: tuple[str, FacetDataset],
+    settings: dict[str, Any],
+    workers: int,
+    device: torch.device,
+    generator: torch.Generator,
+) -> dict[str, Any]:
+    """`fit`, then `evaluate` on the (split name, dataset) `test`: the metrics every trained
+    network of a run reports."""
+    start = time.perf_counter()
+    fit(module, normalize, fit_set, settings, workers, device, generator)
+    split, test_set = test
+    result = evaluate(module, normalize, test_set, 512, workers, device)
+    return {
+        "test_accuracy": result["accuracy"],
+        "test_images": result["images"],
+        "test_split": split,
+        "per_fine_class_accuracy": result["per_fine_class"],
+        "train_images": len(fit_set),
+        "epochs": settings["epochs"],
+        "seconds": round(time.perf_counter() - start, 1),
+    }
+
+
 def train_embedded(
     dataset_cfg: dict[str, Any],
     model_cfg: dict[str, Any],
@@ -140,22 +167,16 @@ def train_embedded(
         epochs,
         device,
     )
-    start = time.perf_counter()
-    fit(module, normalize, fit_set, settings, workers, device, generator)
-
-    result = evaluate(module, normalize, eval_set, 512, workers, device)
-    metrics = {
-        "test_accuracy": result["accuracy"],
-        "test_images": result["images"],
-        "test_split": eval_split,
-        "per_fine_class_accuracy": result["per_fine_class"],
-        "train_images": len(fit_set),
-        "classes": list(fit_set.label_space.class_names),
-        "epochs": epochs,
-        "seconds": round(time.perf_counter() - start, 1),
-        "seed": seed,
-    }
-    log.info("%s accuracy: %.4f on %d images", eval_split, result["accuracy"], result["images"])
+    metrics = fit_and_test(
+        module, normalize, fit_set, (eval_split, eval_set), settings, workers, device, generator
+    )
+    metrics.update(classes=list(fit_set.label_space.class_names), seed=seed)
+    log.info(
+        "%s accuracy: %.4f on %d images",
+        eval_split,
+        metrics["test_accuracy"],
+        metrics["test_images"],
+    )
     meta = {
         "classes": list(fit_set.label_space.class_names),
         "input_shape": list(fit_set.image_shape),

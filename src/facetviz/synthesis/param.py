@@ -3,8 +3,8 @@
 `FourierImage` is the Fourier-basis, decorrelated-colour parameterization of Olah et al. (2017,
 "Feature Visualization"): the optimizer moves the coefficients of a spectrum whose amplitudes
 fall off as 1/frequency, so a gradient step changes every frequency about equally in the
-image's natural statistics instead of mostly adding high-frequency noise. `PixelImage` is the
-plain parameterization (the paper's: pixels updated directly, from a mean image or noise).
+image's natural statistics instead of mostly adding high-frequency noise. The other methods
+update pixels directly (`synthesis.render`).
 """
 
 from __future__ import annotations
@@ -91,19 +91,3 @@ class FourierImage(torch.nn.Module):
         if self.color.numel():
             images = torch.einsum("ck,bkhw->bchw", self.color, images)
         return torch.sigmoid(images)
-
-
-class PixelImage(torch.nn.Module):
-    """Plain parameterization: the pixels [B, C, H, W] themselves, starting from `init`.
-
-    Forward returns them unchanged; keeping them in the valid range is the render loop's job.
-    """
-
-    def __init__(self, init: torch.Tensor) -> None:
-        super().__init__()
-        if init.ndim != 4:
-            raise ValueError(f"init must be [B, C, H, W], got shape {tuple(init.shape)}")
-        self.pixels = torch.nn.Parameter(init.detach().clone())
-
-    def forward(self) -> torch.Tensor:
-        return self.pixels
