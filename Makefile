@@ -10,12 +10,17 @@ WORKFLOW_PROFILE := --workflow-profile workflow/profiles/default
 # Snakemake jobs run `python -m facetviz`: the venv's python comes first on PATH.
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: run test lint bench dataset clean
+# The run whose report `make run` writes: set RUN to the config's `run` when ARGS picks another.
+RUN ?= default
 
+.PHONY: run test lint bench dataset browser clean
+
+# The pipeline, then Snakemake's report of it (figures with captions, provenance, runtimes).
 run: $(INSTALLED) dataset
 	$(SNAKEMAKE) $(WORKFLOW_PROFILE) $(ARGS)
+	$(SNAKEMAKE) $(WORKFLOW_PROFILE) $(ARGS) --report results/$(RUN)/report.html
 
-test: $(INSTALLED) dataset
+test: $(INSTALLED) dataset browser
 	$(PY) -m pytest -q $(ARGS)
 
 lint: $(INSTALLED)
@@ -37,15 +42,20 @@ $(INSTALLED): requirements.txt pyproject.toml
 	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $@
 
-# Debian's package where we are root with apt; elsewhere facetviz downloads it with torchvision.
+# Debian's packages where we are root with apt; elsewhere say what happens without them.
+APT_INSTALL = if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing Debian's $(1)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(1) >/dev/null; \
+	else echo "note: $(1) is missing and apt is not usable here: $(2)"; fi
+
 dataset:
-	@if [ -f $(FASHION_MNIST)/train-images-idx3-ubyte.gz ]; then :; \
-	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-		echo "installing Debian's dataset-fashion-mnist"; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist >/dev/null; \
-	else \
-		echo "note: $(FASHION_MNIST) is missing and apt is not usable here; the pipeline will try a torchvision download"; \
-	fi
+	@test -f $(FASHION_MNIST)/train-images-idx3-ubyte.gz || { \
+		$(call APT_INSTALL,dataset-fashion-mnist,the pipeline will try a torchvision download); }
+
+# The browser test loads results/<run>/index.html in headless Chromium.
+browser:
+	@command -v chromium >/dev/null || { \
+		$(call APT_INSTALL,chromium,the browser test fails (pytest -m 'not browser' leaves it out)); }
 
 clean:
 	rm -rf results/default .snakemake

@@ -86,17 +86,38 @@ def test_synthesis_setting_reruns_synthesis_and_figures_only(default_run) -> Non
     assert jobs == {
         "synthesize": batches(config) * len(config["synthesis"]["methods"]),
         "synthesis_metrics": 1,
-        "neuron_figure": len(config["neurons"]),
-        "overview_figure": 1,
+        "facets_figure": len(config["neurons"]),
+        **dict.fromkeys(RUN_FIGURES, 1),
+        "index_page": 1,
         "all": 1,
     }
+
+
+# the figures of the whole run: each reruns when any neuron's images change
+RUN_FIGURES = ("overview_figure", "methods_figure", "hidden_units_figure", "metrics_figure")
+# what shows every method (the other figures show the first, mfv)
+ALL_METHODS = ("methods_figure", "metrics_figure", "index_page")
 
 
 def test_one_methods_setting_reruns_only_that_method(default_run) -> None:
     workdir, config = default_run
     jobs = plan(workdir, changed(config, "synthesis", fourier={"learning_rate": 0.02}))
-    # the figures show the first method (mfv): they stay
-    assert jobs == {"synthesize": batches(config), "synthesis_metrics": 1, "all": 1}
+    expected = {"synthesize": batches(config), "synthesis_metrics": 1, "all": 1}
+    assert jobs == {**expected, **dict.fromkeys(ALL_METHODS, 1)}
+
+
+@pytest.mark.parametrize(
+    ("values", "reruns"),
+    [
+        ({"examples": 3}, {"facets_figure": 8, "index_page": 1}),
+        ({"hidden_unit_facets": 2}, {"hidden_units_figure": 1}),
+        ({"max_rows": 5}, {"overview_figure": 1, "methods_figure": 1, "hidden_units_figure": 1}),
+    ],
+)
+def test_figure_setting_reruns_only_figures(default_run, values: dict, reruns: dict) -> None:
+    workdir, config = default_run
+    assert len(config["neurons"]) == 8
+    assert plan(workdir, changed(config, "figures", **values)) == {**reruns, "all": 1}
 
 
 @pytest.mark.parametrize(("key", "value"), [("k", 9), ("perplexity", 12)])
@@ -105,8 +126,9 @@ def test_facet_setting_reruns_clustering_onward(default_run, key: str, value) ->
     jobs = plan(workdir, changed(config, "facets", **{key: value}))
     n = len(config["neurons"])
     assert "train" not in jobs and "activations" not in jobs
-    assert jobs["facets"] == jobs["embedding_figure"] == jobs["neuron_figure"] == n
-    assert jobs["facet_table"] == jobs["overview_figure"] == 1
+    assert jobs["facets"] == jobs["embedding_figure"] == jobs["facets_figure"] == n
+    assert jobs["facet_table"] == jobs["index_page"] == 1
+    assert all(jobs[figure] == 1 for figure in RUN_FIGURES)
     assert jobs["synthesize"] >= 1
 
 
@@ -120,9 +142,10 @@ def test_adding_a_neuron_runs_only_its_jobs(default_run) -> None:
         "facets": 1,
         "embedding_figure": 1,
         "synthesize": len(config["synthesis"]["methods"]),  # a new batch per method
-        "neuron_figure": 1,
+        "facets_figure": 1,
         "facet_table": 1,
-        "overview_figure": 1,
+        **dict.fromkeys(RUN_FIGURES, 1),
+        "index_page": 1,
         "all": 1,
     }
 
@@ -137,7 +160,7 @@ def test_model_or_dataset_change_reruns_everything(default_run, section: str, va
     jobs = plan(workdir, config)
     n = len(config["neurons"])
     assert jobs["train"] == jobs["activations"] == 1
-    assert jobs["facets"] == jobs["neuron_figure"] == jobs["embedding_figure"] == n
+    assert jobs["facets"] == jobs["facets_figure"] == jobs["embedding_figure"] == n
 
 
 def wait_for(path: Path, process: subprocess.Popen, timeout: float) -> None:
@@ -186,7 +209,7 @@ def test_killed_run_resumes_without_redoing_finished_jobs(
     for path, mtime in finished.items():
         assert path.stat().st_mtime_ns == mtime, f"{path.name} was made again"
     for neuron in config["neurons"]:
-        assert (results / "figures" / f"{neuron['name']}.png").exists()
+        assert (results / "figures" / "facets" / f"{neuron['name']}.png").exists()
     assert (results / "figures" / "overview.png").exists()
     leftovers = [p for p in tmp_path.rglob("*.partial*")]
     assert leftovers == [], "partial outputs survived the resume"

@@ -94,7 +94,7 @@ def test_tiny_run_through_slurm(slurm_cluster: Cluster, tmp_path: Path, real_fas
         "activations.h5",
         "facets/table.csv",
         "figures/overview.png",
-        *(f"figures/{name}.png" for name in names),
+        *(f"figures/facets/{name}.png" for name in names),
         *(f"figures/embedding/{name}.png" for name in names),
     ]
     missing = [path for path in expected if not (results / path).is_file()]

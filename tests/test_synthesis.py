@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from pathlib import Path
 
@@ -17,7 +18,14 @@ from facetviz.activations import extract
 from facetviz.data import FacetDataset
 from facetviz.errors import FacetvizError
 from facetviz.facets import discover, read_facets
-from facetviz.figures import embedding_figure, neuron_figure, overview_figure
+from facetviz.figures import (
+    embedding_figure,
+    facets_figure,
+    methods_figure,
+    metrics_figure,
+    overview_figure,
+)
+from facetviz.index_page import write_index
 from facetviz.models import Network, build_architecture, capture, load_network, save_checkpoint
 from facetviz.synthesis import job
 from facetviz.synthesis.objectives import Unit, batch_objective
@@ -27,6 +35,7 @@ from facetviz.synthesis.transforms import jitter
 LABEL_MAP = COARSE_LABEL_MAP
 SETTINGS = {"steps_scale": 0.02, "facet_layer": "classifier.3"}  # mfv: 12 steps
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+PDF_MAGIC = b"%PDF-"
 
 
 @pytest.fixture(scope="module")
@@ -372,16 +381,17 @@ def test_synthesis_replaces_an_old_output(
     assert [p.name for p in tmp_path.iterdir()] == ["batch"]
 
 
-def test_neuron_figure(run_dir: Path, dataset: FacetDataset, synthesized) -> None:
-    out = run_dir / "figures" / "tops.png"
-    neuron_figure(
+def test_facets_figure_in_png_and_pdf(run_dir: Path, dataset: FacetDataset, synthesized) -> None:
+    out = [run_dir / "figures" / "tops.png", run_dir / "figures" / "tops.pdf"]
+    facets_figure(
         run_dir / "facets" / "tops.h5", run_dir / "synthesis" / "tops", dataset, out, examples=3
     )
-    assert out.read_bytes()[:8] == PNG_MAGIC
-    with Image.open(out) as png:
+    assert out[0].read_bytes()[:8] == PNG_MAGIC
+    assert out[1].read_bytes()[:5] == PDF_MAGIC
+    with Image.open(out[0]) as png:
         width, height = png.size
     assert height > width  # 5 rows (facet, mean, 3 examples) of 3 facets
-    assert sorted(p.name for p in out.parent.iterdir()) == ["tops.png"]
+    assert sorted(p.name for p in out[0].parent.iterdir()) == ["tops.pdf", "tops.png"]
     summary = json.loads((run_dir / "facets" / "tops.json").read_text())
     assert len(summary["facets"]) == 3
 
@@ -389,26 +399,116 @@ def test_neuron_figure(run_dir: Path, dataset: FacetDataset, synthesized) -> Non
 @pytest.mark.parametrize("neuron", ["tops", "ch2"])
 def test_embedding_figure(run_dir: Path, neuron: str, tmp_path: Path) -> None:
     out = tmp_path / f"{neuron}.png"
-    embedding_figure(run_dir / "facets" / f"{neuron}.h5", out)
+    embedding_figure(run_dir / "facets" / f"{neuron}.h5", [out])
     assert out.read_bytes()[:8] == PNG_MAGIC
     with Image.open(out) as png:
         assert min(png.size) > 400
     assert sorted(p.name for p in tmp_path.iterdir()) == [f"{neuron}.png"]
     with pytest.raises(FacetvizError, match="run the 'facets' stage first"):
-        embedding_figure(tmp_path / "missing.h5", tmp_path / "never.png")
+        embedding_figure(tmp_path / "missing.h5", [tmp_path / "never.png"])
     assert not (tmp_path / "never.png").exists()
 
 
 def test_overview_figure(run_dir: Path, synthesized, tmp_path: Path) -> None:
     dirs = [run_dir / "synthesis" / "tops", run_dir / "synthesis" / "ch2"]
-    one, two = tmp_path / "one.png", tmp_path / "overview.png"
-    overview_figure(["tops"], dirs[:1], one)
-    overview_figure(["tops", "ch2"], dirs, two)  # 3 and 2 facets: the short row is padded
-    for path in (one, two):
+    one, two, top = tmp_path / "one.png", tmp_path / "overview.png", tmp_path / "top.png"
+    overview_figure(["tops"], dirs[:1], [one])
+    overview_figure(["tops", "ch2"], dirs, [two])  # 3 and 2 facets: the short row is padded
+    overview_figure(["tops", "ch2"], dirs, [top], max_facets=1, title="hidden units")
+    capped = tmp_path / "capped.png"
+    overview_figure(["tops", "ch2"], dirs, [capped], max_rows=1)
+    for path in (one, two, top, capped):
         assert path.read_bytes()[:8] == PNG_MAGIC
-    with Image.open(one) as a, Image.open(two) as b:
+    with Image.open(one) as a, Image.open(two) as b, Image.open(top) as c:
         assert b.size[1] > a.size[1]
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["one.png", "overview.png"]
+        assert c.size[0] < b.size[0]  # one column instead of three
+    with Image.open(capped) as d, Image.open(two) as b:
+        assert d.size[1] < b.size[1]  # one row, and a title line saying "first 1 of 2"
+    with pytest.raises(ValueError, match="1 synthesis folders for 2 neurons"):
+        overview_figure(["tops", "ch2"], dirs[:1], [tmp_path / "never.png"])
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == ["capped.png", "one.png", "overview.png", "top.png"]
+
+
+def test_methods_figure_has_a_column_per_method(run_dir: Path, synthesized, tmp_path: Path) -> None:
+    dirs = [run_dir / "synthesis" / "tops", run_dir / "synthesis" / "ch2"]
+    narrow, wide = tmp_path / "one.png", tmp_path / "three.png"
+    methods_figure(["tops", "ch2"], {"mfv": dirs}, [narrow])
+    methods_figure(["tops", "ch2"], {"mfv": dirs, "a": dirs, "b": dirs}, [wide, tmp_path / "3.pdf"])
+    with Image.open(narrow) as a, Image.open(wide) as b:
+        assert b.size[0] > 1.2 * a.size[0]  # two more columns
+    assert (tmp_path / "3.pdf").read_bytes()[:5] == PDF_MAGIC
+    with pytest.raises(ValueError, match="1 folders for 2"):
+        methods_figure(["tops", "ch2"], {"mfv": dirs[:1]}, [tmp_path / "never.png"])
+    assert not (tmp_path / "never.png").exists()
+
+
+def test_metrics_figure_with_and_without_synthesis_metrics(tmp_path: Path) -> None:
+    table = tmp_path / "table.csv"
+    table.write_text(
+        "neuron,used,purity,nmi,coverage\n"
+        "tops,True,0.8,0.4,1.0\ntops,False,0.7,0.3,1.0\nimagenet-unit,True,,,\n"
+    )
+    only_facets = tmp_path / "facets.png"
+    metrics_figure(table, None, [only_facets])
+    summary = {
+        method: {
+            "fidelity": 0.5,
+            "transferability": 0.9,
+            "activation_ratio_median": 1.2,
+            "mean_diversity": None if method == "plain" else 2.0,  # unmeasured: no bar
+        }
+        for method in ("mfv", "plain")
+    }
+    metrics = tmp_path / "metrics.json"
+    metrics.write_text(json.dumps({"summary": summary, "units": []}))
+    both = tmp_path / "both.png"
+    metrics_figure(table, metrics, [both])
+    with Image.open(only_facets) as a, Image.open(both) as b:
+        assert b.size[0] > 2 * a.size[0]  # three panels instead of one
+    with pytest.raises(FacetvizError, match="run the 'synthesis_metrics' stage first"):
+        metrics_figure(table, tmp_path / "missing.json", [tmp_path / "never.png"])
+
+
+def test_index_page_shows_every_facet_of_every_neuron(
+    run_dir: Path, dataset: FacetDataset, synthesized, tmp_path: Path
+) -> None:
+    dirs = [run_dir / "synthesis" / "tops", run_dir / "synthesis" / "ch2"]
+    facets = [run_dir / "facets" / "tops.h5", run_dir / "facets" / "ch2.h5"]
+    metrics = tmp_path / "metrics.json"
+    oracle_says = ["Coat", "Shirt", "Pullover"]
+    metrics.write_text(
+        json.dumps(
+            {
+                "summary": {
+                    "mfv": dict.fromkeys(
+                        (
+                            "fidelity",
+                            "transferability",
+                            "activation_ratio_median",
+                            "mean_diversity",
+                        ),
+                        0.5,
+                    )
+                },
+                "units": [{"method": "mfv", "neuron": "tops", "predicted": oracle_says}],
+            }
+        )
+    )
+    out = tmp_path / "index.html"
+    write_index("small", facets, {"mfv": dirs, "copy": dirs}, dataset, out, 2, metrics)
+    page = out.read_text()
+    assert page.count('<section class="neuron"') == 2
+    # tops: 3 facets x (2 methods + 2 real images); ch2: 2 facets x 4
+    tops, ch2 = page.split('<section class="neuron"')[1:]
+    assert tops.count("<img ") == 3 * 4 and ch2.count("<img ") == 2 * 4
+    assert all(f"oracle: {name}" in tops for name in oracle_says)
+    assert "oracle:" not in ch2
+    assert "http" not in page and 'src="data:image/png;base64,' in page  # nothing outside
+    for uri in page.split('src="')[1:]:
+        encoded = uri.split('"')[0].removeprefix("data:image/png;base64,")
+        assert base64.b64decode(encoded)[:8] == PNG_MAGIC
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["index.html", "metrics.json"]
 
 
 def test_failed_figure_leaves_no_file(
@@ -416,9 +516,11 @@ def test_failed_figure_leaves_no_file(
 ) -> None:
     out = tmp_path / "figure.notaformat"  # matplotlib fails while saving, after drawing
     with pytest.raises(ValueError, match="notaformat"):
-        neuron_figure(run_dir / "facets" / "tops.h5", run_dir / "synthesis" / "tops", dataset, out)
+        facets_figure(
+            run_dir / "facets" / "tops.h5", run_dir / "synthesis" / "tops", dataset, [out]
+        )
     with pytest.raises(FacetvizError, match="run the 'synthesize' stage first"):
-        neuron_figure(
-            run_dir / "facets" / "tops.h5", tmp_path / "missing", dataset, tmp_path / "figure.png"
+        facets_figure(
+            run_dir / "facets" / "tops.h5", tmp_path / "missing", dataset, [tmp_path / "fig.png"]
         )
     assert list(tmp_path.iterdir()) == []

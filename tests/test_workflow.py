@@ -6,6 +6,7 @@ import copy
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from collections import Counter
@@ -137,14 +138,104 @@ def test_tiny_run_writes_every_stage(tiny_run):
             assert handle["images"].shape == (K, 1, 28, 28)
             # activation maximization must raise the unit above its mean-image start
             assert np.mean(handle["activation_final"][:]) > np.mean(handle["activation_init"][:])
-        figure = Image.open(results / "figures" / f"{name}.png")
+        figure = Image.open(results / "figures" / "facets" / f"{name}.png")
         assert figure.width > 300 and figure.height > 300
         assert (results / "logs" / "facets" / f"{name}.log").stat().st_size > 0
-    assert Image.open(results / "figures" / "overview.png").height > 100
+    figures = [f"facets/{name}" for name in names] + [f"embedding/{name}" for name in names]
+    figures += ["overview", "methods", "metrics", "hidden_units"]
+    for figure in figures:
+        assert (results / "figures" / f"{figure}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert (results / "figures" / f"{figure}.pdf").read_bytes()[:5] == b"%PDF-"
+    with Image.open(results / "figures" / "methods.png") as methods:
+        assert methods.height > 100
+    assert (results / "index.html").stat().st_size > 10_000
     table = (results / "facets" / "table.csv").read_text().splitlines()
     assert len(table) == 1 + 2 * len(names)  # header, then each neuron in both spaces
     assert "purity" in (results / "logs" / "facets" / "table.log").read_text()
     assert not list(results.rglob("*.partial*")), "a stage left a partial output behind"
+
+
+def chromium() -> str:
+    """Debian's Chromium; `make test` installs it (as root). Its absence is a failure."""
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        if path := shutil.which(name):
+            return path
+    pytest.fail(
+        "no Chromium to load index.html in: run the tests with `make test`, which installs "
+        "Debian's chromium (as root), or deselect this test with -m 'not browser'"
+    )
+
+
+def headless(browser: str, profile: Path, *args: str) -> subprocess.CompletedProcess:
+    """Chromium without a screen, a sandbox or any network traffic of its own (this machine's
+    network is closed: its background connections would only be refused)."""
+    flags = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={profile}",
+    ]
+    return subprocess.run([browser, *flags, *args], capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.browser
+def test_index_page_renders_every_neuron_in_chromium(tiny_run, tmp_path: Path):
+    results, _workdir, config = tiny_run
+    browser, page = chromium(), (results / "index.html").as_uri()
+    # the page's own script counts each neuron's decoded images once it has loaded
+    result = headless(
+        browser, tmp_path / "profile", "--virtual-time-budget=10000", "--dump-dom", page
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert 'data-checked="true"' in result.stdout, "the page's script did not run"
+    sections = dict(
+        (name, (int(images), int(decoded)))
+        for name, images, decoded in re.findall(
+            r'<section class="neuron"[^>]*data-neuron="([^"]+)"'
+            r'[^>]*data-images="(\d+)"[^>]*data-decoded="(\d+)"',
+            result.stdout,
+        )
+    )
+    names = [neuron["name"] for neuron in config["neurons"]]
+    assert list(sections) == names
+    source = (results / "index.html").read_text()
+    for name, section in zip(names, source.split('<section class="neuron"')[1:], strict=True):
+        images, decoded = sections[name]
+        # every facet: one image per method and up to `examples` real ones, all decoded
+        assert images == section.count("<img ") >= K * len(config["synthesis"]["methods"])
+        assert decoded == images, f"{name}: {images - decoded} images did not render"
+    artifacts = Path(os.environ.get("FACETVIZ_TEST_ARTIFACTS", REPO / "test-artifacts"))
+    artifacts.mkdir(parents=True, exist_ok=True)
+    screenshot = artifacts / "index.png"
+    screenshot.unlink(missing_ok=True)
+    shot = headless(
+        browser, tmp_path / "profile", "--window-size=1280,2400", f"--screenshot={screenshot}", page
+    )
+    assert shot.returncode == 0, shot.stderr[-3000:]
+    with Image.open(screenshot) as picture:
+        assert picture.size == (1280, 2400)
+        assert len(picture.convert("L").getcolors(256)) > 50  # images, not a blank page
+
+
+def test_snakemake_report_has_every_figure_with_its_caption(tiny_run):
+    results, workdir, config = tiny_run
+    report = workdir / "report.html"
+    result = snakemake(workdir, workdir / "config.yaml", "--report", str(report))
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
+    text = report.read_text()
+    for name in ("methods.png", "metrics.png", "overview.png", "hidden_units.png", "index.html"):
+        assert name in text
+    for neuron in config["neurons"]:
+        assert f"{neuron['name']}.png" in text
+    # captions rendered from workflow/report/*.rst with this run's config
+    assert "facetviz run <strong>tiny</strong>" in text
+    assert "The facets of <strong>footwear</strong>" in text
+    assert "Every method draws the image" in text
 
 
 def test_footwear_facets_contain_only_footwear(tiny_run):
@@ -256,8 +347,14 @@ def test_paper_config_runs_end_to_end_with_random_weights(tmp_path: Path):
             folder = results / "synthesis" / method / "batch-000" / neuron["name"]
             with h5py.File(folder / "images.h5", "r") as handle:
                 assert handle["images"].shape == (2, 3, 227, 227)
-        assert (results / "figures" / f"{neuron['name']}.png").exists()
-    assert not (results / "oracle").exists()  # no fine labels beyond the folders: no oracle
+        assert (results / "figures" / "facets" / f"{neuron['name']}.png").exists()
+    assert not (results / "oracle").exists()
+    assert (results / "figures" / "methods.pdf").exists()
+    assert not (results / "figures" / "hidden_units.png").exists()  # class units only
+    page = (results / "index.html").read_text()
+    assert page.count('<section class="neuron"') == len(
+        config["neurons"]
+    )  # no fine labels beyond the folders: no oracle
 
 
 def test_default_config_dag_builds(tmp_path: Path):
@@ -270,8 +367,12 @@ def test_default_config_dag_builds(tmp_path: Path):
         "activations",
         "facets",
         "synthesize",
-        "neuron_figure",
+        "facets_figure",
         "overview_figure",
+        "methods_figure",
+        "hidden_units_figure",
+        "metrics_figure",
+        "index_page",
     ):
         assert f"rule {rule}:" in out
     assert out.count("rule facets:") == len(default["neurons"])

@@ -136,10 +136,10 @@ def cmd_synthesis_metrics(args: argparse.Namespace, settings: dict[str, Any]) ->
 
 def cmd_figure(args: argparse.Namespace, settings: dict[str, Any]) -> None:
     from facetviz.data import open_dataset
-    from facetviz.figures import neuron_figure
+    from facetviz.figures import facets_figure
 
     dataset = open_dataset(settings["dataset"], seed=settings["seed"])
-    neuron_figure(args.facets, args.synthesis, dataset, args.out, settings["figures"]["examples"])
+    facets_figure(args.facets, args.synthesis, dataset, args.out, settings["examples"])
 
 
 def cmd_embedding(args: argparse.Namespace, settings: dict[str, Any]) -> None:
@@ -159,7 +159,35 @@ def cmd_facet_table(args: argparse.Namespace, settings: dict[str, Any]) -> None:
 def cmd_overview(args: argparse.Namespace, settings: dict[str, Any]) -> None:
     from facetviz.figures import overview_figure
 
-    overview_figure(settings["names"], args.synthesis, args.out)
+    optional = {k: settings[k] for k in ("max_facets", "title", "max_rows") if k in settings}
+    overview_figure(settings["names"], args.synthesis, args.out, **optional)
+
+
+def cmd_methods_figure(args: argparse.Namespace, settings: dict[str, Any]) -> None:
+    from facetviz.figures import methods_figure
+
+    methods_figure(settings["names"], settings["image_dirs"], args.out, settings.get("max_rows"))
+
+
+def cmd_metrics_figure(args: argparse.Namespace, settings: dict[str, Any]) -> None:
+    from facetviz.figures import metrics_figure
+
+    metrics_figure(args.table, args.synthesis_metrics, args.out)
+
+
+def cmd_index(args: argparse.Namespace, settings: dict[str, Any]) -> None:
+    from facetviz.data import open_dataset
+    from facetviz.index_page import write_index
+
+    write_index(
+        settings["run"],
+        args.facets,
+        settings["image_dirs"],
+        open_dataset(settings["dataset"], seed=settings["seed"]),
+        args.out,
+        settings["examples"],
+        args.synthesis_metrics,
+    )
 
 
 def _limit_threads(threads: int) -> None:
@@ -212,18 +240,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--facets", nargs="+", required=True, help="facet files of the class units")
     p.add_argument("--out-csv", required=True)
     p.add_argument("--out-json", required=True)
+    figure_formats = "one file per format, by suffix (.png, .pdf)"
     p = stage("figure", cmd_figure, "one neuron's facets figure")
     p.add_argument("--facets", required=True)
     p.add_argument("--synthesis", required=True)
-    p.add_argument("--out", required=True)
+    p.add_argument("--out", nargs="+", required=True, help=figure_formats)
     p = stage("embedding", cmd_embedding, "one neuron's 2-D embedding with its facets")
     p.add_argument("--facets", required=True)
-    p.add_argument("--out", required=True)
+    p.add_argument("--out", nargs="+", required=True, help=figure_formats)
     p = stage("facet-table", cmd_facet_table, "the run's table of facets against fine labels")
     p.add_argument("--summaries", nargs="+", required=True)
     p.add_argument("--out", required=True)
-    p = stage("overview", cmd_overview, "facet images of every neuron in one figure")
+    p = stage("overview", cmd_overview, "facet images of several neurons, a row each")
     p.add_argument("--synthesis", nargs="+", required=True)
+    p.add_argument("--out", nargs="+", required=True, help=figure_formats)
+    p = stage("methods-figure", cmd_methods_figure, "each neuron's top facet by every method")
+    p.add_argument("--out", nargs="+", required=True, help=figure_formats)
+    p = stage("metrics-figure", cmd_metrics_figure, "facet recovery and synthesis quality bars")
+    p.add_argument("--table", required=True, help="facets/table.csv")
+    p.add_argument("--synthesis-metrics", default=None, help="synthesis/metrics.json, if any")
+    p.add_argument("--out", nargs="+", required=True, help=figure_formats)
+    p = stage("index", cmd_index, "the run's browsable page, index.html")
+    p.add_argument("--facets", nargs="+", required=True, help="facet files, one per neuron")
+    p.add_argument("--synthesis-metrics", default=None, help="synthesis/metrics.json, if any")
     p.add_argument("--out", required=True)
     return parser
 

@@ -1,8 +1,18 @@
-"""Figures: per neuron, its facet images above the real images of each facet; a run overview."""
+"""The run's figures, each written as PNG and PDF (`out_paths`, the format from the suffix).
+
+- facets figure (the paper's Figure 1): per neuron, its facet images in rank order above each
+  facet's mean image and its real images nearest the centroid, with facet sizes;
+- embedding figure: a neuron's images in 2-D, coloured by facet;
+- methods figure: rows = neurons, columns = synthesis methods, each neuron's largest facet;
+- overview and hidden-units figures: rows of facet images, one row per neuron;
+- metrics figure: facet recovery per neuron and synthesis quality per method, as bars.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import csv
+import json
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +27,7 @@ from matplotlib.offsetbox import AnnotationBbox, OffsetImage  # noqa: E402
 from facetviz.data import FacetDataset  # noqa: E402
 from facetviz.facet_metrics import majority_classes  # noqa: E402
 from facetviz.facets import read_facets  # noqa: E402
-from facetviz.io import atomic_path, open_h5  # noqa: E402
+from facetviz.io import atomic_path, open_h5, read_json  # noqa: E402
 
 THUMBNAIL_POINTS = 44  # mean images drawn about 0.6 inch wide, whatever their size
 
@@ -32,26 +42,48 @@ def _show(axis, image: np.ndarray) -> None:
     axis.set_yticks([])
 
 
-def _read_synthesis(synthesis_dir: str | Path) -> dict[str, np.ndarray]:
+def _read_synthesis(synthesis_dir: str | Path) -> dict[str, Any]:
+    """A neuron's synthesized images and their activations, and the neuron (`neuron`)."""
     with open_h5(Path(synthesis_dir) / "images.h5", "synthesize") as handle:
-        return {key: handle[key][:] for key in handle}
+        data: dict[str, Any] = {key: handle[key][:] for key in handle}
+        data["neuron"] = json.loads(handle.attrs["neuron"])
+    return data
 
 
-def _save(fig, out_path: str | Path) -> None:
+def _row_label(axis, neuron: Mapping[str, Any]) -> None:
+    """A grid row's name and where the unit sits, left of the row."""
+    label = f"{neuron['name']}\n{neuron['layer']}[{neuron['unit']}]"
+    axis.set_ylabel(label, fontsize=7, rotation=0, ha="right", va="center")
+
+
+Paths = Sequence[str | Path]
+
+
+def _save(fig, out_paths: Paths) -> None:
+    """Write the figure in every format asked for (PNG for screens, PDF for papers)."""
     try:
-        with atomic_path(out_path) as tmp:
-            fig.savefig(
-                tmp, format=Path(out_path).suffix.lstrip(".") or "png", dpi=110, bbox_inches="tight"
-            )
+        for out_path in out_paths:
+            with atomic_path(out_path) as tmp:
+                fig.savefig(
+                    tmp,
+                    format=Path(out_path).suffix.lstrip(".") or "png",
+                    dpi=110,
+                    bbox_inches="tight",
+                )
     finally:
         plt.close(fig)
 
 
-def neuron_figure(
+def unit_label(neuron: Mapping[str, Any]) -> str:
+    """A unit's name with where it sits: `bell_pepper (classifier.6[945])`."""
+    return f"{neuron['name']} ({neuron['layer']}[{neuron['unit']}])"
+
+
+def facets_figure(
     facets_path: str | Path,
     synthesis_dir: str | Path,
     dataset: FacetDataset,
-    out_path: str | Path,
+    out_paths: Paths,
     examples: int = 4,
 ) -> None:
     """Row 1: the synthesized facet images; row 2: their mean-image starts; then real examples."""
@@ -59,10 +91,8 @@ def neuron_figure(
     synthesis = _read_synthesis(synthesis_dir)
     neuron = facets["neuron"]
     k = len(facets["sizes"])
-    nearest_indices = [
-        facets["dataset_indices"][row[row >= 0][:examples]] for row in facets["nearest"]
-    ]
-    majority = _majority_names(facets)
+    nearest = nearest_real_images(facets, dataset, examples)
+    majority = majority_names(facets)
     rows = 2 + examples
     fig, axes = plt.subplots(rows, k, figsize=(1.3 * k, 1.4 * rows), squeeze=False)
     for facet in range(k):
@@ -74,7 +104,7 @@ def neuron_figure(
             fontsize=7,
         )
         _show(axes[1, facet], synthesis["init"][facet])
-        real = dataset.pixels(dataset.positions_of(nearest_indices[facet])).numpy()
+        real = nearest[facet]
         for row in range(examples):
             if row < len(real):
                 _show(axes[2 + row, facet], real[row])
@@ -84,12 +114,19 @@ def neuron_figure(
     axes[1, 0].set_ylabel("mean image", fontsize=7)
     if examples:
         axes[2, 0].set_ylabel("real images", fontsize=7)
-    unit = f"{neuron['layer']}[{neuron['unit']}]"
-    fig.suptitle(f"{neuron['name']} ({unit}): {k} facets, largest first", fontsize=9)
-    _save(fig, out_path)
+    fig.suptitle(f"{unit_label(neuron)}: {k} facets, largest first", fontsize=9)
+    _save(fig, out_paths)
 
 
-def _majority_names(facets: dict[str, Any]) -> list[str]:
+def nearest_real_images(
+    facets: Mapping[str, Any], dataset: FacetDataset, examples: int
+) -> list[np.ndarray]:
+    """Per facet, its `examples` real images nearest the centroid, [n, C, H, W] in [0, 1]."""
+    rows = [facets["dataset_indices"][row[row >= 0][:examples]] for row in facets["nearest"]]
+    return [dataset.pixels(dataset.positions_of(indices)).numpy() for indices in rows]
+
+
+def majority_names(facets: Mapping[str, Any]) -> list[str]:
     """Each facet's majority fine class, where the dataset has fine labels."""
     if not facets["has_fine_labels"]:
         return []
@@ -97,7 +134,7 @@ def _majority_names(facets: dict[str, Any]) -> list[str]:
     return [facets["fine_names"][c] for c in classes]
 
 
-def embedding_figure(facets_path: str | Path, out_path: str | Path) -> None:
+def embedding_figure(facets_path: str | Path, out_paths: Paths) -> None:
     """The 2-D embedding of a neuron's images coloured by facet, each facet's mean image drawn
     at its centroid: the figure to see facets at a glance."""
     facets = read_facets(facets_path)
@@ -105,7 +142,7 @@ def embedding_figure(facets_path: str | Path, out_path: str | Path) -> None:
     view, assignment = facets["embedding"], facets["assignment"]
     k = len(facets["sizes"])
     colours = plt.get_cmap("tab10" if k <= 10 else "tab20")
-    majority = _majority_names(facets)
+    majority = majority_names(facets)
     fig, axis = plt.subplots(figsize=(7.5, 7.5))
     dropped = assignment < 0
     if dropped.any():
@@ -131,28 +168,137 @@ def embedding_figure(facets_path: str | Path, out_path: str | Path) -> None:
     axis.set_xticks([])
     axis.set_yticks([])
     space = "t-SNE" if facets["space"] == "tsne" else "first two PCA components"
-    unit = f"{neuron['layer']}[{neuron['unit']}]"
     axis.set_title(
-        f"{neuron['name']} ({unit}): {len(view)} images, {space}; "
+        f"{unit_label(neuron)}: {len(view)} images, {space}; "
         "mean image of each facet at its centroid",
         fontsize=9,
     )
-    _save(fig, out_path)
+    _save(fig, out_paths)
+
+
+def _first_rows(names: Sequence[str], title: str, max_rows: int | None) -> tuple[list[str], str]:
+    """A grid figure shows at most `max_rows` neurons (a 1,000-row figure is unreadable and
+    beyond what a PNG can hold); its title says so. index.html shows every neuron."""
+    if max_rows is None or len(names) <= max_rows:
+        return list(names), title
+    return list(names[:max_rows]), f"{title}\nfirst {max_rows} of {len(names)} neurons"
 
 
 def overview_figure(
-    names: Sequence[str], synthesis_dirs: Sequence[str | Path], out_path: str | Path
+    names: Sequence[str],
+    synthesis_dirs: Paths,
+    out_paths: Paths,
+    max_facets: int | None = None,
+    title: str = "facet images per neuron (largest facet first)",
+    max_rows: int | None = None,
 ) -> None:
-    """One row per neuron: its facet images, largest facet first."""
-    images = [_read_synthesis(d)["images"] for d in synthesis_dirs]
-    k = max(len(i) for i in images)
+    """One row per neuron: its facet images, largest facet first (at most `max_facets`)."""
+    if len(synthesis_dirs) != len(names):
+        raise ValueError(f"{len(synthesis_dirs)} synthesis folders for {len(names)} neurons")
+    names, title = _first_rows(names, title, max_rows)
+    synthesis = [_read_synthesis(d) for d in synthesis_dirs[: len(names)]]
+    k = max(len(s["images"][:max_facets]) for s in synthesis)
     fig, axes = plt.subplots(len(names), k, figsize=(1.1 * k, 1.2 * len(names)), squeeze=False)
-    for row, (name, neuron_images) in enumerate(zip(names, images, strict=True)):
+    for row, neuron in enumerate(synthesis):
+        images = neuron["images"][:max_facets]
         for col in range(k):
-            if col < len(neuron_images):
-                _show(axes[row, col], neuron_images[col])
+            if col < len(images):
+                _show(axes[row, col], images[col])
             else:
                 axes[row, col].axis("off")
-        axes[row, 0].set_ylabel(name, fontsize=7, rotation=0, ha="right", va="center")
-    fig.suptitle("facet images per neuron (largest facet first)", fontsize=9)
-    _save(fig, out_path)
+        _row_label(axes[row, 0], neuron["neuron"])
+    fig.suptitle(title, fontsize=9)
+    _save(fig, out_paths)
+
+
+def methods_figure(
+    names: Sequence[str],
+    synthesis_dirs: Mapping[str, Paths],
+    out_paths: Paths,
+    max_rows: int | None = None,
+) -> None:
+    """Rows = neurons, columns = methods: each neuron's largest facet, synthesized by each method
+    from the same seed. `synthesis_dirs[method]` follows `names`."""
+    methods = list(synthesis_dirs)
+    for method in methods:
+        if len(synthesis_dirs[method]) != len(names):
+            raise ValueError(f"{method}: {len(synthesis_dirs[method])} folders for {len(names)}")
+    names, title = _first_rows(
+        names, "each neuron's largest facet by method\n(a: the unit's activation)", max_rows
+    )
+    fig, axes = plt.subplots(
+        len(names), len(methods), figsize=(1.25 * len(methods), 1.35 * len(names)), squeeze=False
+    )
+    for col, method in enumerate(methods):
+        axes[0, col].set_title(method, fontsize=8)
+        for row, folder in enumerate(synthesis_dirs[method][: len(names)]):
+            synthesis = _read_synthesis(folder)
+            _show(axes[row, col], synthesis["images"][0])
+            axes[row, col].set_xlabel(f"a={synthesis['activation_final'][0]:.1f}", fontsize=6)
+            if col == 0:
+                _row_label(axes[row, 0], synthesis["neuron"])
+    fig.suptitle(title, fontsize=9)
+    _save(fig, out_paths)
+
+
+RECOVERY_SCORES = ("purity", "nmi", "coverage")
+QUALITY_SCORES = ("fidelity", "transferability")
+
+
+def metrics_figure(
+    facet_table: str | Path, synthesis_metrics: str | Path | None, out_paths: Paths
+) -> None:
+    """Bars: how well each neuron's facets recover its fine classes (from the facet table), and
+    each method's synthesis quality by the oracle (from `synthesis/metrics.json`, if any)."""
+    with open(facet_table, newline="") as handle:
+        rows = [r for r in csv.DictReader(handle) if r["used"] == "True" and r["purity"]]
+    summary = (
+        read_json(synthesis_metrics, "synthesis_metrics")["summary"] if synthesis_metrics else {}
+    )
+    panels = 1 + 2 * bool(summary)
+    fig, axes = plt.subplots(1, panels, figsize=(4.2 * panels, 3.4), squeeze=False)
+    axes = axes[0]
+    _bars(
+        axes[0],
+        [r["neuron"] for r in rows],
+        {score: [float(r[score]) for r in rows] for score in RECOVERY_SCORES},
+        top=1.0,
+    )
+    axes[0].set_title("facet recovery against fine labels", fontsize=9)
+    if not rows:
+        axes[0].text(0.5, 0.5, "no fine labels in this dataset", ha="center", va="center")
+    if summary:
+        methods = list(summary)
+
+        def scores(key: str) -> list[float]:
+            return [np.nan if summary[m][key] is None else summary[m][key] for m in methods]
+
+        _bars(axes[1], methods, {key: scores(key) for key in QUALITY_SCORES}, top=1.0)
+        axes[1].set_title("synthesis quality (oracle), multi-facet units", fontsize=9)
+        _bars(
+            axes[2],
+            methods,
+            {
+                "activation ratio (median)": scores("activation_ratio_median"),
+                "fine classes shown (mean)": scores("mean_diversity"),
+            },
+        )
+        axes[2].axhline(1.0, color="grey", linewidth=0.8, linestyle="--")
+        axes[2].set_title("activation vs best real image; diversity", fontsize=9)
+    _save(fig, out_paths)
+
+
+def _bars(
+    axis, groups: Sequence[str], series: Mapping[str, Sequence[float]], top: float | None = None
+) -> None:
+    """Grouped bars: one group per name, one bar per series; the legend above the bars."""
+    width = 0.8 / max(len(series), 1)
+    positions = np.arange(len(groups))
+    for i, (label, values) in enumerate(series.items()):
+        axis.bar(positions + (i - (len(series) - 1) / 2) * width, values, width, label=label)
+    values = [v for column in series.values() for v in column if np.isfinite(v)]
+    top = top if top is not None else max(values, default=1.0)
+    axis.set_ylim(0, 1.25 * top)  # room for the legend
+    axis.set_xticks(positions, groups, rotation=30, ha="right", fontsize=7)
+    axis.tick_params(axis="y", labelsize=7)
+    axis.legend(fontsize=7, loc="upper center", ncol=len(series), frameon=False)

@@ -48,6 +48,8 @@ METHODS = config["synthesis"]["methods"]
 PRIMARY_METHOD = METHODS[0]
 # Class units: the ones whose synthesized images an oracle can judge (synthesis_metrics).
 CLASS_UNITS = [name for name, neuron in NEURONS.items() if neuron.get("select") == "label"]
+# Hidden units: the rest, shown together in the hidden-units figure.
+HIDDEN_UNITS = [name for name in NEURONS if name not in CLASS_UNITS]
 # Jobs that use the model ask the scheduler for a GPU only when the run is set to CUDA.
 GPU = {"gpu": 1} if str(config["device"]).startswith("cuda") else {}
 
@@ -89,6 +91,11 @@ def synthesis_dir(neuron, method=PRIMARY_METHOD):
     return f"{synthesis_batch_dir(neuron, method)}/{neuron}"
 
 
+def image_dirs(neurons, methods=METHODS):
+    """Per method, the synthesis folder of each neuron (what a figure reads, as a setting)."""
+    return {method: [synthesis_dir(n, method) for n in neurons] for method in methods}
+
+
 def synthesis_settings(method):
     """What a synthesis job depends on: the shared settings and its own method's only."""
     shared = ("steps_scale", "batch_size", "mixed_precision")
@@ -102,13 +109,14 @@ def target_layers():
 
 
 def final_outputs():
-    outputs = [f"{RESULTS}/figures/overview.png"]
+    figures = ["overview", "methods", "metrics"] + (["hidden_units"] if HIDDEN_UNITS else [])
+    figures += [f"facets/{neuron}" for neuron in NEURONS]
+    figures += [f"embedding/{neuron}" for neuron in NEURONS]
+    outputs = expand(f"{RESULTS}/figures/{{figure}}{{ext}}", figure=figures, ext=[".png", ".pdf"])
     outputs += expand(f"{RESULTS}/synthesis/{{method}}/{{batch}}", method=METHODS, batch=BATCHES)
-    outputs += expand(f"{RESULTS}/figures/{{neuron}}.png", neuron=NEURONS)
-    outputs += expand(f"{RESULTS}/figures/embedding/{{neuron}}.png", neuron=NEURONS)
-    outputs.append(f"{RESULTS}/facets/table.csv")
-    if ORACLE_ENABLED and CLASS_UNITS:  # set in oracle.smk
-        outputs.append(f"{RESULTS}/synthesis/metrics.csv")
+    outputs += [f"{RESULTS}/facets/table.csv", f"{RESULTS}/index.html"]
+    if SYNTHESIS_METRICS:  # set in synthesize.smk
+        outputs.append(SYNTHESIS_METRICS)
     if TRAINS_MODEL:
         outputs.append(f"{RESULTS}/model/metrics.json")
     return outputs

@@ -29,6 +29,11 @@ rule synthesize:
 
 
 # Quality of every method's images of the class units, judged by the independent oracle.
+SYNTHESIS_METRICS = (
+    f"{RESULTS}/synthesis/metrics.json" if ORACLE_ENABLED and CLASS_UNITS else None
+)
+
+
 rule synthesis_metrics:
     input:
         oracle=ORACLE_MODEL,
@@ -44,10 +49,7 @@ rule synthesis_metrics:
     params:
         settings=settings(
             device=config["device"],
-            image_dirs={
-                method: [synthesis_dir(neuron, method) for neuron in CLASS_UNITS]
-                for method in METHODS
-            },
+            image_dirs=image_dirs(CLASS_UNITS),
         ),
     log:
         f"{LOGS}/synthesis/metrics.log",
