@@ -342,6 +342,7 @@ def test_discover_writes_the_documented_outputs(
             "assignment",
             "cluster_ids",
             "centroids",
+            "code_centroids",
             "embedding_centroids",
             "nearest",
             "nearest_dataset_indices",
@@ -366,9 +367,13 @@ def test_discover_writes_the_documented_outputs(
         assert len(json.loads(handle.attrs["fine_names"])) == 10
         logits = h5py.File(activations_path, "r")["layers/classifier.5/value"][:, 0]
         assignment = handle["assignment"][:]
+        codes = h5py.File(activations_path, "r")["codes"][:].astype(np.float32)[footwear]
         for facet in range(3):
             expected = logits[footwear][assignment == facet].mean()
             assert handle["mean_activation"][facet] == pytest.approx(expected, rel=1e-5)
+            np.testing.assert_allclose(  # mfv's facet-keeping term pulls towards these
+                handle["code_centroids"][facet], codes[assignment == facet].mean(0), rtol=1e-5
+            )
     assert sorted(p.name for p in out_h5.parent.iterdir()) == ["footwear.h5", "footwear.json"]
 
     # the same config again: byte-identical facets

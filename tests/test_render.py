@@ -10,8 +10,15 @@ import torch
 
 from facetviz.errors import ConfigError, FacetvizError
 from facetviz.models import Network, capture, load_network
-from facetviz.synthesis.methods import METHODS, Task, method_settings, run_method
+from facetviz.synthesis.methods import (
+    METHODS,
+    Task,
+    _with_facet_keeping,
+    method_settings,
+    run_method,
+)
 from facetviz.synthesis.objectives import Unit, batch_objective
+from facetviz.synthesis.regularizers import facet_distance
 from facetviz.synthesis.render import decay_ascent, octave_ascent, parameterized_ascent
 from facetviz.synthesis.schedules import CBR, MFV, canvas_size, interpolate, scaled
 from facetviz.synthesis.transforms import (
@@ -328,6 +335,81 @@ def test_cbr_probability_octaves_apply_to_class_units_only(
     run_method("cbr", network, task, method_settings("cbr", None), 0.01)
     kinds = [unit.kind for unit in calls[1]]  # the objective of the probability octaves
     assert kinds == ["probability", "probability", "activation", "activation"]
+
+
+def _codes(network: Network, images: torch.Tensor) -> torch.Tensor:
+    with capture(network.module, ["classifier.3"]) as out, torch.no_grad():
+        network(images)
+    return out["classifier.3"].flatten(1)
+
+
+def test_facet_distance_is_zero_at_the_centroid_and_ignores_scale() -> None:
+    centroids = torch.rand(3, 16, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(facet_distance(centroids, centroids), torch.zeros(3))
+    # a unit raised by scaling its code up has not left the facet
+    torch.testing.assert_close(facet_distance(2.5 * centroids, centroids), torch.zeros(3))
+    other = centroids.roll(1, 0)
+    assert torch.all(facet_distance(other, centroids) > 0)
+    assert facet_distance(-centroids, centroids) == pytest.approx(torch.full((3,), 2.0))
+
+
+def test_facet_keeping_term_pulls_the_code_towards_the_centroid(network: Network) -> None:
+    """Centroids taken from other images: with the term the codes end nearer them."""
+
+    def task() -> Task:
+        task = make_task()
+        task.facet_codes = _codes(network, task.mean_images.roll(1, 0))
+        task.unit_scales = torch.ones(4)
+        return task
+
+    def distance(images: torch.Tensor) -> float:
+        return float(facet_distance(_codes(network, images), task().facet_codes).mean())
+
+    paper, _ = run_method("mfv", network, task(), method_settings("mfv", None), 0.05)
+    keeping = method_settings("mfv", {"facet_weight": 50.0})
+    kept, _ = run_method("mfv", network, task(), keeping, 0.05)
+    assert distance(kept.images) < distance(paper.images)
+    # the objective is the unit's minus the term: at the centroid's own image the term is zero
+    centred = task()
+    centred.facet_codes = _codes(network, centred.mean_images)
+    unit = batch_objective(network, centred.units)
+    with torch.no_grad():
+        torch.testing.assert_close(
+            _with_facet_keeping(network, unit, centred, 50.0)(centred.mean_images),
+            unit(centred.mean_images),
+            atol=1e-4,
+            rtol=0,
+        )
+
+
+def test_facet_keeping_term_is_in_the_units_scale(network: Network) -> None:
+    """Scaling a unit's activation scale and the weight inversely gives the same images."""
+
+    def run(weight: float, scale: float) -> torch.Tensor:
+        task = make_task()
+        task.facet_codes = _codes(network, task.mean_images.roll(1, 0))
+        task.unit_scales = torch.full((4,), scale)
+        settings = method_settings("mfv", {"facet_weight": weight})
+        return run_method("mfv", network, task, settings, 0.02)[0].images
+
+    torch.testing.assert_close(run(2.0, 5.0), run(5.0, 2.0))
+    assert not torch.equal(run(2.0, 5.0), run(2.0, 1.0))
+
+
+def test_facet_weight_zero_is_the_papers_mfv(network: Network) -> None:
+    task = make_task()
+    task.facet_codes = _codes(network, task.mean_images.roll(1, 0))
+    task.unit_scales = torch.ones(4)
+    with_codes, _ = run_method("mfv", network, task, method_settings("mfv", None), 0.02)
+    without, _ = run_method("mfv", network, make_task(), method_settings("mfv", None), 0.02)
+    assert method_settings("mfv", None)["facet_weight"] == 0.0
+    assert torch.equal(with_codes.images, without.images)
+
+
+def test_facet_keeping_without_centroids_is_a_clear_error(network: Network) -> None:
+    settings = method_settings("mfv", {"facet_weight": 1.0})
+    with pytest.raises(FacetvizError, match="code_centroids.*rerun the facets stage"):
+        run_method("mfv", network, make_task(), settings, 0.01)
 
 
 def test_unknown_method_or_setting_is_a_clear_error() -> None:

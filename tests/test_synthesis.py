@@ -295,6 +295,24 @@ def test_synthesize_batch_writes_the_documented_outputs(run_dir: Path, synthesiz
             np.testing.assert_array_equal(np.asarray(png), np.rint(image[0] * 255).astype(np.uint8))
 
 
+def test_facet_keeping_reads_the_facet_files(
+    run_dir: Path, trained_network: Network, tmp_path: Path
+) -> None:
+    """mfv's facet-keeping term takes each facet's centroid code from its facet file; a file
+    from before code_centroids is an error that says to rerun the facets stage."""
+    facets = [run_dir / "facets" / f"{name}.h5" for name in ("tops", "ch2")]
+    settings = {**SETTINGS, "mfv": {"facet_weight": 3.0}}
+    kept = job.synthesize_batch(trained_network, facets, "mfv", settings, 0, tmp_path / "kept")
+    assert set(kept) == {"tops", "ch2"}
+    old = tmp_path / "old.h5"
+    old.write_bytes(facets[0].read_bytes())
+    with h5py.File(old, "a") as handle:
+        del handle["code_centroids"]
+    with pytest.raises(FacetvizError, match="rerun the facets stage"):
+        job.synthesize_batch(trained_network, [old], "mfv", settings, 0, tmp_path / "old")
+    assert not (tmp_path / "old").exists()
+
+
 def test_synthesized_activations_are_the_network_values(
     run_dir: Path, trained_network: Network
 ) -> None:

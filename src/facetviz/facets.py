@@ -139,6 +139,11 @@ def mean_images(
     return np.stack([image.numpy() for image in images]).astype(np.float32)
 
 
+def code_centroids(codes: np.ndarray, assignment: np.ndarray, k: int) -> np.ndarray:
+    """[k, d]: each facet's mean code (in the facet layer) over its member images."""
+    return np.stack([codes[assignment == facet].mean(0) for facet in range(k)]).astype(np.float32)
+
+
 def discover(
     activations_path: str | Path,
     dataset: FacetDataset,
@@ -232,6 +237,8 @@ def discover(
         out["assignment"] = facets.assignment
         out["cluster_ids"] = facets.cluster_ids
         out["centroids"] = facets.centroids
+        # the facet in the facet layer itself: mfv's facet-keeping term pulls towards it
+        out["code_centroids"] = code_centroids(codes, facets.assignment, len(sizes))
         out["embedding_centroids"] = view_centroids
         out["nearest"] = facets.nearest
         out["nearest_dataset_indices"] = np.where(

@@ -87,6 +87,23 @@ def synthesize_batch(
     return results
 
 
+def _facet_anchors(
+    facets: list[dict[str, Any]], device: torch.device | str
+) -> tuple[torch.Tensor | None, torch.Tensor]:
+    """For mfv's facet-keeping term: each image's facet centroid code (None where a facet file
+    predates code_centroids; the term says so) and its unit's mean activation over the images
+    that were clustered."""
+    scales = [
+        np.full(len(f["mean_images"]), f["unit_values"][f["assignment"] >= 0].mean())
+        for f in facets
+    ]
+    unit_scales = torch.from_numpy(np.concatenate(scales).astype(np.float32)).to(device)
+    if any("code_centroids" not in facet for facet in facets):
+        return None, unit_scales
+    codes = torch.from_numpy(np.concatenate([f["code_centroids"] for f in facets]))
+    return codes.to(device), unit_scales
+
+
 def _synthesize_chunk(
     network: Network,
     facets: list[dict[str, Any]],
@@ -106,6 +123,7 @@ def _synthesize_chunk(
         class_units += [neuron.get("select") == "label"] * count
         groups.append(slice(start, start + count))
         start += count
+    facet_codes, unit_scales = _facet_anchors(facets, device)
     task = Task(
         units=units,
         mean_images=torch.from_numpy(np.concatenate([f["mean_images"] for f in facets])).to(device),
@@ -113,6 +131,8 @@ def _synthesize_chunk(
         generators=[torch.Generator().manual_seed(s) for s in seeds],
         facet_layer=settings["facet_layer"],
         class_units=class_units,
+        facet_codes=facet_codes,
+        unit_scales=unit_scales,
     )
     names = [f["neuron"]["name"] for f in facets]
     log.info(

@@ -1,6 +1,9 @@
 """The synthesis methods, compared side by side: the paper's and the survey's baselines.
 
-- `mfv`: the paper. From each facet's mean image, the released code's octave schedule.
+- `mfv`: the paper. From each facet's mean image, the released code's octave schedule; with
+  `facet_weight` > 0 the unit's objective loses that weight × the unit's mean activation × the
+  cosine distance of the image's facet-layer code to its facet's centroid code (our addition:
+  the mean image alone does not keep the facet).
 - `cbr`: the paper's centre-biased regularization from gray + noise.
 - `plain`: gradient ascent from noise with L2 decay (Simonyan et al. 2014).
 - `hand`: L2 decay, Gaussian blur every few steps, clipping of small-norm pixels
@@ -25,10 +28,11 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from facetviz.errors import ConfigError
+from facetviz.errors import ConfigError, FacetvizError
 from facetviz.models import Network, capture
 from facetviz.synthesis.objectives import Unit, batch_objective
 from facetviz.synthesis.param import FourierImage
+from facetviz.synthesis.regularizers import facet_distance
 from facetviz.synthesis.render import (
     Result,
     decay_ascent,
@@ -46,7 +50,8 @@ from facetviz.synthesis.transforms import jitter, pad, scale_rotate
 
 DEFAULTS: dict[str, dict[str, Any]] = {
     # steps_scale: share of the paper's schedule (times synthesis.steps_scale)
-    "mfv": {"tv_iterations": 20, "steps_scale": 1.0},
+    # facet_weight: weight of the facet-keeping term (0: the paper's objective)
+    "mfv": {"tv_iterations": 20, "steps_scale": 1.0, "facet_weight": 0.0},
     "cbr": {"tv_iterations": 20, "steps_scale": 1.0},
     "plain": {"steps": 200, "step_size": 0.01, "decay": 0.005, "noise": 0.1},
     "hand": {
@@ -77,6 +82,10 @@ class Task:
     # which images maximize a class unit: only those switch to the softmax probability in the
     # octaves that ask for it (a hidden unit has no class distribution to take it from)
     class_units: list[bool] | None = None
+    # mfv's facet-keeping term only: each image's facet centroid in the facet layer [B, d] (the
+    # facets stage's code_centroids) and its unit's mean activation over the clustered images [B]
+    facet_codes: torch.Tensor | None = None
+    unit_scales: torch.Tensor | None = None
 
     @property
     def size(self) -> int:
@@ -171,6 +180,36 @@ def _with_diversity(
     return diverse
 
 
+def _with_facet_keeping(
+    network: Network,
+    objective: Callable[[torch.Tensor], torch.Tensor],
+    task: Task,
+    weight: float,
+) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The objective minus `weight` × |the unit's mean activation| × the cosine distance of each
+    image's facet-layer code to its facet's centroid code: ascent on the unit may raise the code,
+    not turn it to another facet (a class unit's strongest facet otherwise absorbs the others).
+
+    The unit's mean activation (over the images its facets were found in) puts the term in the
+    unit's own scale, so one weight suits a logit of ~10 and a conv channel of ~1 alike; it is
+    the unit's, not the facet's, so a weaker facet is held as firmly as a strong one.
+    """
+    if task.facet_codes is None or task.unit_scales is None:
+        raise FacetvizError(
+            "synthesis.mfv.facet_weight > 0 needs each facet's centroid code (code_centroids "
+            "in the facet file): rerun the facets stage (snakemake --forcerun facets)"
+        )
+    centroids = task.facet_codes
+    scale = weight * task.unit_scales.abs()
+
+    def keeping(pixels: torch.Tensor) -> torch.Tensor:
+        with capture(network.module, [task.facet_layer]) as outputs:
+            values = objective(pixels)
+        return values - scale * facet_distance(outputs[task.facet_layer], centroids)
+
+    return keeping
+
+
 def run_method(
     method: str,
     network: Network,
@@ -191,9 +230,15 @@ def run_method(
         probability = batch_objective(
             network, [u.as_kind("probability") if c else u for u, c in units], mixed_precision
         )
+        objectives = {"activation": activation, "probability": probability}
+        if settings.get("facet_weight", 0.0) > 0:
+            objectives = {
+                kind: _with_facet_keeping(network, f, task, settings["facet_weight"])
+                for kind, f in objectives.items()
+            }
         start = _start_images(method, task, settings)
         result = octave_ascent(
-            {"activation": activation, "probability": probability},
+            objectives,
             start,
             scaled(SCHEDULES[method], task.size, steps_scale * settings["steps_scale"]),
             task.size,

@@ -127,3 +127,14 @@ def tv_denoise(
         if tolerance is not None and not bool(active.any()):
             break
     return torch.addcmul(f, lam, _divergence_into(px, py, u)).to(images.dtype)
+
+
+def facet_distance(codes: torch.Tensor, centroids: torch.Tensor) -> torch.Tensor:
+    """Cosine distance [B] of each image's facet-layer code to its facet's centroid code.
+
+    Cosine, not Euclidean: maximizing a unit scales the code up, which is not leaving the facet;
+    turning it towards another facet's direction is.
+    """
+    return 1 - torch.nn.functional.cosine_similarity(
+        codes.flatten(1).float(), centroids.flatten(1).float(), dim=1
+    )
