@@ -152,6 +152,23 @@ def _robustness(task: Task) -> Callable[[torch.Tensor], torch.Tensor]:
     return transform
 
 
+def _minus_code_penalty(
+    network: Network,
+    objective: Callable[[torch.Tensor], torch.Tensor],
+    facet_layer: str,
+    penalty: Callable[[torch.Tensor], torch.Tensor],
+) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The objective minus a penalty [B] on the images' codes in the facet layer, captured in
+    the same forward pass."""
+
+    def penalized(pixels: torch.Tensor) -> torch.Tensor:
+        with capture(network.module, [facet_layer]) as outputs:
+            values = objective(pixels)
+        return values - penalty(outputs[facet_layer])
+
+    return penalized
+
+
 def _with_diversity(
     network: Network,
     objective: Callable[[torch.Tensor], torch.Tensor],
@@ -161,11 +178,9 @@ def _with_diversity(
     """The objective minus `weight` × each image's mean cosine similarity, in the facet layer's
     code, to the other images of its neuron."""
 
-    def diverse(pixels: torch.Tensor) -> torch.Tensor:
-        with capture(network.module, [task.facet_layer]) as outputs:
-            values = objective(pixels)
-        codes = F.normalize(outputs[task.facet_layer].flatten(1).float(), dim=1)
-        penalty = torch.zeros_like(values)
+    def similarity_penalty(layer_codes: torch.Tensor) -> torch.Tensor:
+        codes = F.normalize(layer_codes.flatten(1).float(), dim=1)
+        penalty = torch.zeros(len(codes), device=codes.device)
         for group in task.groups:
             count = group.stop - group.start
             if count < 2:
@@ -173,11 +188,11 @@ def _with_diversity(
             similarity = codes[group] @ codes[group].T
             others = (similarity.sum(1) - similarity.diagonal()) / (count - 1)
             penalty = penalty.index_add(
-                0, torch.arange(group.start, group.stop, device=values.device), others
+                0, torch.arange(group.start, group.stop, device=codes.device), others
             )
-        return values - weight * penalty
+        return weight * penalty
 
-    return diverse
+    return _minus_code_penalty(network, objective, task.facet_layer, similarity_penalty)
 
 
 def _with_facet_keeping(
@@ -199,15 +214,13 @@ def _with_facet_keeping(
             "synthesis.mfv.facet_weight > 0 needs each facet's centroid code (code_centroids "
             "in the facet file): rerun the facets stage (snakemake --forcerun facets)"
         )
-    centroids = task.facet_codes
-    scale = weight * task.unit_scales.abs()
-
-    def keeping(pixels: torch.Tensor) -> torch.Tensor:
-        with capture(network.module, [task.facet_layer]) as outputs:
-            values = objective(pixels)
-        return values - scale * facet_distance(outputs[task.facet_layer], centroids)
-
-    return keeping
+    centroids, scale = task.facet_codes, weight * task.unit_scales.abs()
+    return _minus_code_penalty(
+        network,
+        objective,
+        task.facet_layer,
+        lambda codes: scale * facet_distance(codes, centroids),
+    )
 
 
 def run_method(
