@@ -42,7 +42,7 @@ def _show(axis, image: np.ndarray) -> None:
     axis.set_yticks([])
 
 
-def _read_synthesis(synthesis_dir: str | Path) -> dict[str, Any]:
+def read_synthesis(synthesis_dir: str | Path) -> dict[str, Any]:
     """A neuron's synthesized images and their activations, and the neuron (`neuron`)."""
     with open_h5(Path(synthesis_dir) / "images.h5", "synthesize") as handle:
         data: dict[str, Any] = {key: handle[key][:] for key in handle}
@@ -88,7 +88,7 @@ def facets_figure(
 ) -> None:
     """Row 1: the synthesized facet images; row 2: their mean-image starts; then real examples."""
     facets = read_facets(facets_path)
-    synthesis = _read_synthesis(synthesis_dir)
+    synthesis = read_synthesis(synthesis_dir)
     neuron = facets["neuron"]
     k = len(facets["sizes"])
     nearest = nearest_real_images(facets, dataset, examples)
@@ -196,7 +196,7 @@ def overview_figure(
     if len(synthesis_dirs) != len(names):
         raise ValueError(f"{len(synthesis_dirs)} synthesis folders for {len(names)} neurons")
     names, title = _first_rows(names, title, max_rows)
-    synthesis = [_read_synthesis(d) for d in synthesis_dirs[: len(names)]]
+    synthesis = [read_synthesis(d) for d in synthesis_dirs[: len(names)]]
     k = max(len(s["images"][:max_facets]) for s in synthesis)
     fig, axes = plt.subplots(len(names), k, figsize=(1.1 * k, 1.2 * len(names)), squeeze=False)
     for row, neuron in enumerate(synthesis):
@@ -232,7 +232,7 @@ def methods_figure(
     for col, method in enumerate(methods):
         axes[0, col].set_title(method, fontsize=8)
         for row, folder in enumerate(synthesis_dirs[method][: len(names)]):
-            synthesis = _read_synthesis(folder)
+            synthesis = read_synthesis(folder)
             _show(axes[row, col], synthesis["images"][0])
             axes[row, col].set_xlabel(f"a={synthesis['activation_final'][0]:.1f}", fontsize=6)
             if col == 0:

@@ -23,8 +23,8 @@ import numpy as np
 
 from facetviz.data import FacetDataset
 from facetviz.facets import read_facets
-from facetviz.figures import majority_names, nearest_real_images, unit_label
-from facetviz.io import atomic_path, open_h5, read_json
+from facetviz.figures import majority_names, nearest_real_images, read_synthesis, unit_label
+from facetviz.io import atomic_path, read_json
 from facetviz.progress import log
 from facetviz.synthesis.job import to_pil
 
@@ -73,11 +73,6 @@ def _image(image: np.ndarray, alt: str) -> str:
     return f'<img src="{data_uri(image)}" alt="{html.escape(alt)}">'
 
 
-def _read_images(folder: str | Path) -> dict[str, np.ndarray]:
-    with open_h5(Path(folder) / "images.h5", "synthesize") as handle:
-        return {key: handle[key][:] for key in ("images", "activation_final")}
-
-
 def _oracle_classes(metrics: Mapping[str, Any] | None) -> dict[tuple[str, str], list[str]]:
     """(method, neuron) -> the oracle's class of each facet image, where measured."""
     if not metrics:
@@ -107,7 +102,7 @@ def _metrics_table(metrics: Mapping[str, Any]) -> str:
 
 def _neuron_section(
     facets: Mapping[str, Any],
-    images: Mapping[str, Mapping[str, np.ndarray]],
+    images: Mapping[str, Mapping[str, Any]],
     real: Sequence[np.ndarray],
     oracle: Mapping[tuple[str, str], list[str]],
 ) -> str:
@@ -162,7 +157,7 @@ def write_index(
     sections, names = [], []
     for position, facets_path in enumerate(facets_paths):
         facets = read_facets(facets_path)
-        images = {method: _read_images(dirs[position]) for method, dirs in synthesis_dirs.items()}
+        images = {method: read_synthesis(dirs[position]) for method, dirs in synthesis_dirs.items()}
         real = nearest_real_images(facets, dataset, examples)
         sections.append(_neuron_section(facets, images, real, oracle))
         names.append(facets["neuron"]["name"])
