@@ -25,6 +25,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from machine import load_average  # bench/machine.py: scripts run as bench/<name>.py
+
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_WEIGHTS = REPO / "results" / "default" / "model" / "model.pt"
 LABEL_MAP = {  # config/config.yaml's: every Fashion-MNIST image belongs to one of 4 classes
@@ -66,16 +68,6 @@ def parse_args() -> argparse.Namespace:
     if args.images < 1 or args.repeats < 1 or args.batch_size < 1:
         parser.error("--images, --repeats and --batch-size must be positive")
     return args
-
-
-def load_average() -> str:
-    try:
-        one, five, _fifteen = os.getloadavg()
-    except OSError:
-        return "unknown"
-    cores = os.cpu_count() or 1
-    note = " (busier than its cores: timings are noisy)" if one > cores else ""
-    return f"{one:.2f} (1 min), {five:.2f} (5 min) on {cores} cores{note}"
 
 
 def main() -> int:

@@ -31,6 +31,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from machine import load_average  # bench/machine.py: scripts run as bench/<name>.py
 
 REPO = Path(__file__).resolve().parents[1]
 CANDIDATE_ITERATIONS = (5, 10, 15, 20, 30, 50, 100, 200)
@@ -60,16 +61,6 @@ def parse_args() -> argparse.Namespace:
     if args.images < 1 or args.repeats < 1 or min(args.weights) <= 0:
         parser.error("--images and --repeats must be positive, and --weights > 0")
     return args
-
-
-def load_average() -> str:
-    try:
-        one, five, _fifteen = os.getloadavg()
-    except OSError:
-        return "unknown"
-    cores = os.cpu_count() or 1
-    note = " (busier than its cores: timings are noisy)" if one > cores else ""
-    return f"{one:.2f} (1 min), {five:.2f} (5 min) on {cores} cores{note}"
 
 
 def rgb_images(n: int, size: int, rng: np.random.Generator) -> np.ndarray:
