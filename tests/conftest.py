@@ -1,16 +1,23 @@
-"""Shared fixtures: small datasets in the real on-disk formats, and the repository paths."""
+"""Shared fixtures: small datasets in the real on-disk formats, validated configs, networks,
+synthesis tasks, a small run made by the real stages, and the repository paths."""
 
 from __future__ import annotations
 
+import copy
 import gzip
 import struct
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from facetviz.data import DEBIAN_FASHION_MNIST, FASHION_MNIST_CLASSES, FacetDataset, open_dataset
+from facetviz.models import Network, load_network
+from facetviz.settings import FacetSettings, Neuron
+from facetviz.synthesis.methods import Task
+from facetviz.synthesis.objectives import Unit
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -95,3 +102,186 @@ def make_image_folder(
 @pytest.fixture
 def image_folder(tmp_path: Path) -> Path:
     return make_image_folder(tmp_path / "images", {"n01": 6, "n02": 5, "n03": 4})
+
+
+# --- configs -------------------------------------------------------------------------------
+
+SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
+
+
+def validated(config: dict) -> dict:
+    """`config` with the schema's defaults filled in, as the workflow hands it to the stages."""
+    from snakemake.utils import validate
+
+    config = copy.deepcopy(config)
+    validate(config, str(SCHEMA))
+    return config
+
+
+def dataset_config(**values) -> dict:
+    """A validated `dataset` section (the schema's defaults plus `values`)."""
+    minimal = {"facets": {"layer": "classifier.3"}, "neurons": [NEURON], "dataset": values}
+    return validated(minimal)["dataset"]
+
+
+def facet_settings(**values) -> FacetSettings:
+    """Typed facets settings: the schema's defaults plus `values`."""
+    minimal = {"facets": {"layer": "classifier.3", **values}, "neurons": [NEURON]}
+    return FacetSettings.from_config(validated(minimal)["facets"])
+
+
+NEURON = {"name": "footwear", "layer": "classifier.5", "unit": 0, "select": "label"}
+
+
+def neuron(name: str, layer: str, unit: int, select: str = "top", **extra) -> Neuron:
+    """A resolved neuron as the workflow's parse-time check makes it (`class_index` for label)."""
+    return Neuron(
+        name=name,
+        layer=layer,
+        unit=unit,
+        spatial=extra.get("spatial", "center"),
+        select=select,
+        class_index=extra.get("class_index", unit if select == "label" else None),
+    )
+
+
+# --- networks, tasks and a small run made by the real stages --------------------------------
+
+
+@pytest.fixture(scope="session")
+def random_network() -> Network:
+    """The embedded CNN with seeded random weights, 4 classes, 28 px grayscale, eval mode."""
+    torch.manual_seed(0)
+    return load_network({"kind": "embedded"}, (1, 28, 28), 4, None)
+
+
+def generators(count: int, seed: int = 0) -> list[torch.Generator]:
+    return [torch.Generator().manual_seed(seed * 1000 + i) for i in range(count)]
+
+
+def make_task(count: int = 4, seed: int = 0, centroid_codes: torch.Tensor | None = None) -> Task:
+    """Two class-unit images and `count - 2` conv-unit images, smooth starts (as facet mean
+    images are: an average of 15 images), centroids from other random images by default."""
+    from facetviz.synthesis.transforms import gaussian_blur
+
+    rng = torch.Generator().manual_seed(7)
+    starts = gaussian_blur(torch.rand(count, 1, 28, 28, generator=rng), 1.5)
+    if centroid_codes is None:
+        centroid_codes = torch.rand(count, 256, generator=rng)
+    return Task(
+        units=[Unit("classifier.5", 0)] * 2 + [Unit("features.6", 3, "center")] * (count - 2),
+        mean_images=starts,
+        groups=[slice(0, 2), slice(2, count)],
+        generators=generators(count, seed),
+        facet_layer="classifier.3",
+        class_units=[True, True] + [False] * (count - 2),
+        centroid_codes=centroid_codes,
+        unit_scales=torch.ones(count),
+    )
+
+
+SMALL_RUN_NEURONS = {
+    "tops": (neuron("tops", "classifier.5", 1, "label"), 3),
+    "ch2": (neuron("ch2", "features.6", 2, "top"), 2),
+}
+
+
+@pytest.fixture(scope="session")
+def small_run(tmp_path_factory: pytest.TempPathFactory, coarse_fashion: FacetDataset) -> Path:
+    """A small run: checkpoint, activations and two neurons' facets (tops: a class unit with 3
+    facets, ch2: a conv unit with 2) made by the real stages."""
+    from threadpoolctl import threadpool_limits
+
+    from facetviz.activations import extract
+    from facetviz.facets import discover
+    from facetviz.models import build_architecture, save_checkpoint
+
+    folder = tmp_path_factory.mktemp("run")
+    torch.manual_seed(0)
+    save_checkpoint(folder / "model.pt", build_architecture({"kind": "embedded"}, 1, 4), {})
+    network = load_network({"kind": "embedded"}, (1, 28, 28), 4, folder / "model.pt")
+    layers = ["classifier.5", "features.6"]
+    extract(network, coarse_fashion, "classifier.3", layers, folder / "activations.h5", 128)
+    with threadpool_limits(1):
+        for name, (unit, k) in SMALL_RUN_NEURONS.items():
+            settings = facet_settings(k=k, m=4, pca_dims=10, max_images=100, top_n=80, min_size=1)
+            discover(
+                folder / "activations.h5",
+                coarse_fashion,
+                unit,
+                settings,
+                0,
+                folder / "facets" / f"{name}.h5",
+                folder / "facets" / f"{name}.json",
+            )
+    return folder
+
+
+@pytest.fixture(scope="session")
+def small_run_network(small_run: Path) -> Network:
+    return load_network({"kind": "embedded"}, (1, 28, 28), 4, small_run / "model.pt")
+
+
+def method(name: str, network: Network, steps_scale: float = 0.02, **settings):
+    """A synthesis method with its defaults and `settings` (mfv at 0.02: 12 steps)."""
+    from facetviz.synthesis import methods
+
+    context = methods.Context(network, steps_scale)
+    return methods.method_class(name)(methods.method_settings(name, settings), context)
+
+
+def synthesize(network: Network, run: Path, out: Path, names=("tops", "ch2"), seed=0, **kw):
+    """The small run's facets of `names` synthesized by mfv (or `kw['method']`) into `out`."""
+    from facetviz.synthesis.job import synthesize_batch
+
+    name = kw.pop("method", "mfv")
+    facets = [run / "facets" / f"{n}.h5" for n in names]
+    return synthesize_batch(method(name, network, **kw), facets, "classifier.3", seed, out)
+
+
+@pytest.fixture(scope="session")
+def small_synthesis(small_run: Path, small_run_network: Network) -> dict:
+    """The small run's two neurons synthesized by mfv into `small_run/synthesis/`."""
+    return synthesize(small_run_network, small_run, small_run / "synthesis")
+
+
+@pytest.fixture(params=[1, 2], ids=lambda n: f"{n}-threads")
+def threads(request: pytest.FixtureRequest):
+    """Runs a reproducibility test at 1 and at 2 threads: a float result that depends on the
+    kernel path (which the thread count changes) then shows on any machine, not only on some."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(request.param)
+    yield request.param
+    torch.set_num_threads(before)
+
+
+def facet_record(assignment, fine_labels, unit_values, fine_names, image_shape=(1, 4, 4)):
+    """A hand-made facet record: `assignment` (-1: dropped), the images' fine labels and unit
+    values; the rest placeholders shaped as the facets stage writes them."""
+    from facetviz.facet_record import FacetRecord
+
+    assignment = np.asarray(assignment)
+    n, k = len(assignment), int(assignment.max()) + 1
+    sizes = np.bincount(assignment[assignment >= 0], minlength=k)
+    return FacetRecord(
+        neuron=neuron("unit", "classifier.5", 0, "label"),
+        fine_names=list(fine_names),
+        has_fine_labels=True,
+        space="tsne",
+        rows=np.arange(n),
+        dataset_indices=np.arange(n),
+        unit_values=np.asarray(unit_values, dtype=np.float32),
+        fine_labels=np.asarray(fine_labels),
+        embedding=np.zeros((n, 2), np.float32),
+        clusters=np.where(assignment >= 0, assignment, k),
+        assignment=assignment,
+        cluster_ids=np.arange(k),
+        centroids=np.zeros((k, 2), np.float32),
+        code_centroids=np.zeros((k, 8), np.float32),
+        embedding_centroids=np.zeros((k, 2), np.float32),
+        nearest=np.full((k, 1), -1),
+        nearest_dataset_indices=np.full((k, 1), -1),
+        sizes=sizes,
+        mean_activation=np.zeros(k, np.float32),
+        mean_images=np.zeros((k, *image_shape), np.float32),
+    )

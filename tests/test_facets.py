@@ -4,42 +4,27 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import h5py
 import numpy as np
 import pytest
 import torch
-from conftest import COARSE_LABEL_MAP
+from conftest import COARSE_LABEL_MAP, facet_settings, neuron
 from sklearn.metrics import adjusted_rand_score
 from threadpoolctl import threadpool_limits
 
 from facetviz.activations import Activations, extract
 from facetviz.data import FacetDataset, open_dataset
 from facetviz.errors import FacetvizError
-from facetviz.facets import (
-    cluster,
-    discover,
-    embed,
-    mean_images,
-    read_facets,
-    select_rows,
-)
+from facetviz.facet_record import FacetRecord
+from facetviz.facets import cluster, discover, embed, mean_images, select_rows
 from facetviz.models import build_architecture, load_network, save_checkpoint
+from facetviz.settings import Neuron
 
 LABEL_MAP = COARSE_LABEL_MAP
-FACETS_CFG = {
-    "k": 3,
-    "m": 5,
-    "pca_dims": 10,
-    "perplexity": 30.0,
-    "max_images": None,
-    "top_n": 60,
-    "space": "tsne",
-    "min_size": 1,
-    "compare_spaces": True,
-    "coverage_min_share": 0.05,
-}
+FACETS = facet_settings(k=3, m=5, pca_dims=10, max_images=None, top_n=60, min_size=1)
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -219,47 +204,38 @@ def small_activations(tmp_path: Path) -> Path:
 
 def test_select_label(small_activations: Path) -> None:
     with Activations(small_activations) as activations:
-        neuron = {"name": "b", "select": "label", "class": 1}
-        rows = select_rows(activations, neuron, {"top_n": 3}, 0)
+        unit = neuron("b", "fc", 1, "label")
+        rows = select_rows(activations, unit, replace(FACETS, top_n=3), 0)
         np.testing.assert_array_equal(rows, [1, 3, 5, 6, 8])  # top_n does not apply
         activations.labels[:] = 0
         with pytest.raises(FacetvizError, match=r"no images of class 1 \(b\)"):
-            select_rows(activations, neuron, {"top_n": 3}, 0)
+            select_rows(activations, unit, replace(FACETS, top_n=3), 0)
 
 
 def test_select_top_fc(small_activations: Path) -> None:
-    neuron = {"name": "u", "layer": "fc", "unit": 1, "select": "top"}
+    unit = neuron("u", "fc", 1, "top")
     with Activations(small_activations) as activations:
-        rows = select_rows(activations, neuron, {"top_n": 4}, 0)
+        rows = select_rows(activations, unit, replace(FACETS, top_n=4), 0)
     np.testing.assert_array_equal(rows, [2, 4, 6, 8])  # values 9, 9, 7, 8; sorted by row
 
 
 def test_select_top_uses_the_spatial_rule(small_activations: Path) -> None:
     with Activations(small_activations) as activations:
-        center = select_rows(
-            activations,
-            {"name": "c", "layer": "conv", "unit": 2, "spatial": "center"},
-            {"top_n": 3},
-            0,
-        )
-        top = select_rows(
-            activations,
-            {"name": "c", "layer": "conv", "unit": 2, "spatial": "max"},
-            {"top_n": 3},
-            0,
-        )
+        three = replace(FACETS, top_n=3)
+        center = select_rows(activations, neuron("c", "conv", 2, spatial="center"), three, 0)
+        top = select_rows(activations, neuron("c", "conv", 2, spatial="max"), three, 0)
     np.testing.assert_array_equal(center, [7, 8, 9])
     np.testing.assert_array_equal(top, [0, 1, 2])
 
 
 def test_select_cap_is_seeded(small_activations: Path) -> None:
-    neuron = {"name": "b", "select": "label", "class": 1}
-    cfg = {"top_n": 10, "max_images": 3}
+    unit = neuron("b", "fc", 1, "label")
+    cfg = replace(FACETS, top_n=10, max_images=3)
     with Activations(small_activations) as activations:
-        first = select_rows(activations, neuron, cfg, seed=5)
-        again = select_rows(activations, neuron, cfg, seed=5)
-        draws = {tuple(select_rows(activations, neuron, cfg, seed=s)) for s in range(20)}
-        uncapped = select_rows(activations, neuron, {"top_n": 10, "max_images": 10}, seed=5)
+        first = select_rows(activations, unit, cfg, seed=5)
+        again = select_rows(activations, unit, cfg, seed=5)
+        draws = {tuple(select_rows(activations, unit, cfg, seed=s)) for s in range(20)}
+        uncapped = select_rows(activations, unit, replace(cfg, max_images=10), seed=5)
     np.testing.assert_array_equal(first, again)
     assert len(first) == 3
     assert np.all(np.diff(first) > 0)
@@ -302,10 +278,10 @@ def test_mean_images_are_means_of_the_chosen_images(dataset: FacetDataset) -> No
 def test_discover_writes_the_documented_outputs(
     tmp_path: Path, activations_path: Path, dataset: FacetDataset
 ) -> None:
-    neuron = {"name": "footwear", "layer": "classifier.5", "unit": 0, "select": "label", "class": 0}
+    unit = neuron("footwear", "classifier.5", 0, "label")
     out_h5, out_json = tmp_path / "facets" / "footwear.h5", tmp_path / "facets" / "footwear.json"
     os.utime(activations_path, (1_000_000_000, 1_000_000_000))
-    summary = discover(activations_path, dataset, neuron, FACETS_CFG, 0, out_h5, out_json)
+    summary = discover(activations_path, dataset, unit, FACETS, 0, out_h5, out_json)
     assert activations_path.stat().st_mtime == 1_000_000_000  # the input was only read
     assert json.loads(out_json.read_text()) == summary
     footwear = np.flatnonzero(dataset.labels == 0)
@@ -363,7 +339,7 @@ def test_discover_writes_the_documented_outputs(
         assert handle["embedding"].shape == (len(footwear), 2)
         assert handle["nearest"].shape == (3, 5)
         assert handle["mean_images"].shape == (3, 1, 28, 28)
-        assert json.loads(handle.attrs["neuron"]) == neuron
+        assert Neuron.from_dict(json.loads(handle.attrs["neuron"])) == unit
         assert len(json.loads(handle.attrs["fine_names"])) == 10
         logits = h5py.File(activations_path, "r")["layers/classifier.5/value"][:, 0]
         assignment = handle["assignment"][:]
@@ -378,20 +354,18 @@ def test_discover_writes_the_documented_outputs(
 
     # the same config again: byte-identical facets
     again_h5 = tmp_path / "again.h5"
-    discover(activations_path, dataset, neuron, FACETS_CFG, 0, again_h5, tmp_path / "again.json")
+    discover(activations_path, dataset, unit, FACETS, 0, again_h5, tmp_path / "again.json")
     with h5py.File(out_h5, "r") as first, h5py.File(again_h5, "r") as second:
         for key in ("assignment", "clusters", "embedding", "nearest", "mean_images"):
             assert first[key][:].tobytes() == second[key][:].tobytes(), key
 
     os.utime(out_h5, (1_000_000_000, 1_000_000_000))
-    facets = read_facets(out_h5)
+    facets = FacetRecord.read(out_h5)
     assert out_h5.stat().st_mtime == 1_000_000_000
-    nearest_images = dataset.pixels(
-        dataset.positions_of(
-            facets["dataset_indices"][facets["nearest"][1][facets["nearest"][1] >= 0]]
-        )
-    )
-    np.testing.assert_allclose(facets["mean_images"][1], nearest_images.mean(0).numpy(), atol=1e-6)
+    assert facets.neuron == unit
+    nearest = facets.nearest[1][facets.nearest[1] >= 0]
+    nearest_images = dataset.pixels(dataset.positions_of(facets.dataset_indices[nearest]))
+    np.testing.assert_allclose(facets.mean_images[1], nearest_images.mean(0).numpy(), atol=1e-6)
 
 
 def test_discover_top_without_label_map(tmp_path: Path, fashion_dir: Path) -> None:
@@ -403,17 +377,17 @@ def test_discover_top_without_label_map(tmp_path: Path, fashion_dir: Path) -> No
     network = load_network({"kind": "embedded"}, (1, 28, 28), 10, None)
     activations_path = tmp_path / "activations.h5"
     extract(network, dataset, "classifier.3", ["features.6"], activations_path, batch_size=64)
-    neuron = {"name": "ch3", "layer": "features.6", "unit": 3, "spatial": "max", "select": "top"}
-    cfg = {**FACETS_CFG, "top_n": 80, "max_images": 60}
+    unit = neuron("ch3", "features.6", 3, spatial="max")
+    cfg = replace(FACETS, top_n=80, max_images=60)
     summary = discover(
-        activations_path, dataset, neuron, cfg, 0, tmp_path / "f.h5", tmp_path / "f.json"
+        activations_path, dataset, unit, cfg, 0, tmp_path / "f.h5", tmp_path / "f.json"
     )
     assert "ground_truth" not in summary
     assert summary["images"] == 60
     assert all("majority_fine_class" not in f for f in summary["facets"])
-    facets = read_facets(tmp_path / "f.h5")
+    facets = FacetRecord.read(tmp_path / "f.h5")
     with Activations(activations_path) as activations:
         values = activations.unit("features.6", 3, "max")
     threshold = np.sort(values)[-80]
-    assert np.all(values[facets["rows"]] >= threshold)
-    np.testing.assert_array_equal(facets["dataset_indices"], dataset.indices[facets["rows"]])
+    assert np.all(values[facets.rows] >= threshold)
+    np.testing.assert_array_equal(facets.dataset_indices, dataset.indices[facets.rows])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import facet_record
 
 from facetviz.errors import FacetvizError
 from facetviz.synthesis_metrics import _summarize, format_summary, score_unit
@@ -11,14 +12,14 @@ from facetviz.synthesis_metrics import _summarize, format_summary, score_unit
 NAMES = ["Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
 
 
-def facets() -> dict:
+def facets():
     """Three facets: sandals (0), sneakers (1), boots (2); one dropped image (-1)."""
-    return {
-        "fine_names": NAMES,
-        "assignment": np.array([0, 0, 0, 1, 1, 2, 2, 2, -1]),
-        "fine_labels": np.array([0, 0, 2, 2, 2, 4, 4, 0, 1]),
-        "unit_values": np.array([4.0, 5.0, 1.0, 2.0, 8.0, 3.0, 6.0, 1.0, 99.0]),
-    }
+    return facet_record(
+        assignment=[0, 0, 0, 1, 1, 2, 2, 2, -1],
+        fine_labels=[0, 0, 2, 2, 2, 4, 4, 0, 1],
+        unit_values=[4.0, 5.0, 1.0, 2.0, 8.0, 3.0, 6.0, 1.0, 99.0],
+        fine_names=NAMES,
+    )
 
 
 def test_scores_of_one_unit() -> None:

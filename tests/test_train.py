@@ -3,28 +3,32 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import torch
+from conftest import dataset_config
 
 from facetviz.data import FASHION_MNIST_CLASSES
 from facetviz.models import load_network
+from facetviz.settings import TrainSettings
 from facetviz.train import train_embedded
 
-TRAIN = {"epochs": 2, "batch_size": 32, "lr": 0.003, "weight_decay": 0.0}
-MODEL = {"kind": "embedded", "width": 4, "train": TRAIN}
+TRAIN = TrainSettings(epochs=2, batch_size=32, lr=0.003, weight_decay=0.0)
+MODEL = {"kind": "embedded", "width": 4}
+CPU = torch.device("cpu")
 
 
 def test_learns_fashion_format_data_and_writes_metrics(fashion_dir, tmp_path):
-    dataset = {
-        "kind": "fashion_mnist",
-        "root": str(fashion_dir),
-        "label_map": {
+    dataset = dataset_config(
+        kind="fashion_mnist",
+        root=str(fashion_dir),
+        label_map={
             "even": ["T-shirt/top", "Pullover", "Coat", "Sneaker", "Bag"],
             "odd": ["Trouser", "Dress", "Sandal", "Shirt", "Ankle boot"],
         },
-    }
-    model = {**MODEL, "width": 8, "train": {**TRAIN, "epochs": 4}}
-    metrics = train_embedded(dataset, model, 0, "cpu", tmp_path / "m.pt", tmp_path / "m.json")
+    )
+    model, train = {**MODEL, "width": 8}, replace(TRAIN, epochs=4)
+    metrics = train_embedded(dataset, model, train, 0, CPU, tmp_path / "m.pt", tmp_path / "m.json")
     assert metrics == json.loads((tmp_path / "m.json").read_text())
     # the synthetic classes differ by a vertical bar: far above the 0.5 of guessing
     assert metrics["test_accuracy"] > 0.9
@@ -35,14 +39,11 @@ def test_learns_fashion_format_data_and_writes_metrics(fashion_dir, tmp_path):
 
 
 def test_image_folder_trains_on_fit_and_reports_holdout(image_folder, tmp_path):
-    dataset = {"kind": "image_folder", "root": str(image_folder), "image_size": 16, "holdout": 0.2}
+    dataset = dataset_config(
+        kind="image_folder", root=str(image_folder), image_size=16, holdout=0.2
+    )
     metrics = train_embedded(
-        dataset,
-        {**MODEL, "train": {**TRAIN, "epochs": 1}},
-        0,
-        "cpu",
-        tmp_path / "m.pt",
-        tmp_path / "m.json",
+        dataset, MODEL, replace(TRAIN, epochs=1), 0, CPU, tmp_path / "m.pt", tmp_path / "m.json"
     )
     assert metrics["test_split"] == "holdout"
     assert metrics["test_images"] == 3 and metrics["train_images"] == 12  # 15 images, 20% held out
@@ -50,13 +51,13 @@ def test_image_folder_trains_on_fit_and_reports_holdout(image_folder, tmp_path):
 
 
 def test_same_seed_same_weights(fashion_dir, tmp_path):
-    dataset = {"kind": "fashion_mnist", "root": str(fashion_dir), "max_images": 120}
-    model = {**MODEL, "train": {**TRAIN, "epochs": 1}}
+    dataset = dataset_config(kind="fashion_mnist", root=str(fashion_dir), max_images=120)
     states = []
     for run, seed in (("a", 3), ("b", 3), ("c", 4)):
         train_embedded(
-            dataset, model, seed, "cpu", tmp_path / f"{run}.pt", tmp_path / f"{run}.json"
-        )
+            dataset, MODEL, replace(TRAIN, epochs=1), seed, CPU, tmp_path / f"{run}.pt",
+            tmp_path / f"{run}.json",
+        )  # fmt: skip
         states.append(torch.load(tmp_path / f"{run}.pt", weights_only=True)["state_dict"])
     assert all(torch.equal(states[0][k], states[1][k]) for k in states[0])
     assert not all(torch.equal(states[0][k], states[2][k]) for k in states[0])
@@ -73,8 +74,9 @@ def test_default_config_model_reaches_95_percent_coarse_accuracy(real_fashion_mn
     metrics = train_embedded(
         config["dataset"],
         config["model"],
+        TrainSettings.from_config(config["model"]["train"]),
         config["seed"],
-        "cpu",
+        CPU,
         tmp_path / "m.pt",
         tmp_path / "m.json",
     )

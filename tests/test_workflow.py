@@ -86,14 +86,19 @@ def snakemake_command(workdir: Path, config: Path, *args: str) -> tuple[list[str
     return command, {**os.environ, "PATH": path}
 
 
-def snakemake(workdir: Path, config: dict | Path, *args: str) -> subprocess.CompletedProcess:
-    """Run the real snakemake on this repository's Snakefile, in `workdir`."""
+def snakemake(
+    workdir: Path, config: dict | Path, *args: str, env: dict | None = None
+) -> subprocess.CompletedProcess:
+    """Run the real snakemake on this repository's Snakefile, in `workdir` (`env`: variables
+    to add to its environment)."""
     if isinstance(config, dict):
+        workdir.mkdir(parents=True, exist_ok=True)
         path = workdir / "config.yaml"
         path.write_text(yaml.safe_dump(config, sort_keys=False))
         config = path
-    command, env = snakemake_command(workdir, config, *args)
-    return subprocess.run(command, capture_output=True, text=True, timeout=900, env=env)
+    command, environment = snakemake_command(workdir, config, *args)
+    environment.update(env or {})
+    return subprocess.run(command, capture_output=True, text=True, timeout=900, env=environment)
 
 
 @pytest.fixture(scope="module")
@@ -266,6 +271,50 @@ def test_sharded_forward_pass_joins_into_the_same_file(tiny_run, tmp_path: Path)
         for key in ("codes", "layers/classifier.5/value", "layers/features.6/center"):
             np.testing.assert_allclose(a[key][:], b[key][:], rtol=2e-3, atol=1e-4)
         assert dict(a.attrs) == dict(b.attrs)
+
+
+def copy_run(workdir: Path, to: Path) -> None:
+    """A finished run's results and Snakemake's records of them (mtimes kept), elsewhere."""
+    for name in ("results", ".snakemake"):
+        shutil.copytree(
+            workdir / name, to / name, symlinks=True, ignore=shutil.ignore_patterns("locks")
+        )
+
+
+def test_a_plugin_method_runs_in_the_real_workflow(tiny_run, tmp_path: Path):
+    """A lab's method in a module outside the package, named in synthesis.plugins: the real
+    synthesize rule runs it, its settings validated like a built-in's, no project file edited."""
+    from test_methods import PLUGIN
+
+    _results, workdir, config = tiny_run
+    plugins = tmp_path / "lab"
+    plugins.mkdir()
+    (plugins / "lab_methods.py").write_text(PLUGIN)
+    run = tmp_path / "run"
+    copy_run(workdir, run)
+    synthesis = {**config["synthesis"], "methods": ["mfv", "fourier", "toy"]}
+    config = {
+        **config,
+        "synthesis": {**synthesis, "plugins": ["lab_methods"], "toy": {"steps": 100}},
+    }
+    env_path = {"PYTHONPATH": os.pathsep.join([str(plugins), os.environ.get("PYTHONPATH", "")])}
+    bad = {**config, "synthesis": {**config["synthesis"], "toy": {"steps": 0}}}
+    refused = snakemake(run, bad, "--dry-run", env=env_path)
+    assert refused.returncode != 0
+    assert "synthesis.toy.steps: 0 is less than the minimum of 1" in refused.stdout + refused.stderr
+    result = snakemake(run, config, env=env_path)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
+    log = result.stdout + result.stderr
+    assert log.count("rule synthesize:") == 2  # the new method's two batches, nothing else
+    assert "rule train:" not in log and "rule facets:" not in log
+    toy = run / "results" / "tiny" / "synthesis" / "toy" / "batch-000" / "footwear"
+    with h5py.File(toy / "images.h5", "r") as handle:
+        assert handle.attrs["method"] == "toy" and handle["trace"].shape == (2, K)  # 100 x 0.02
+    metrics = json.loads((run / "results" / "tiny" / "synthesis" / "metrics.json").read_text())
+    assert list(metrics["summary"]) == ["mfv", "fourier", "toy"]
+    missing = snakemake(run, config, "--dry-run")  # without the module on PYTHONPATH
+    assert missing.returncode != 0
+    assert "cannot import 'lab_methods'" in missing.stdout + missing.stderr
 
 
 def test_torchvision_model_on_image_folder(tmp_path: Path):

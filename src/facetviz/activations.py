@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import queue
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -74,22 +74,53 @@ def extract(
     if len(dataset) == 0:
         raise FacetvizError("the dataset has no images (check dataset.label_map and max_images)")
     rows = shard_rows(len(dataset), *shard) if shard else range(len(dataset))
-    n = len(rows)
     network.to(device).module.eval()
     target_layers = list(dict.fromkeys(target_layers))
     name = f"activations shard {shard[0] + 1}/{shard[1]}" if shard else "activations"
-    progress = Progress(name, n, "images")
+    progress = Progress(name, len(rows), "images")
+    images = dataset if shard is None else Subset(dataset, rows)
+    with atomic_path(out_path) as tmp, h5py.File(tmp, "w") as out:
+        _forward_pass(
+            network, loader(images, batch_size, workers), facet_layer, target_layers, out,
+            len(rows), device, progress,
+        )  # fmt: skip
+        out["labels"] = dataset.labels[rows.start : rows.stop]
+        out["fine_labels"] = dataset.fine_labels[rows.start : rows.stop]
+        out["indices"] = dataset.indices[rows.start : rows.stop]
+        if shard:
+            out.attrs[SHARD_ATTR] = json.dumps(
+                {"index": shard[0], "count": shard[1], "rows": [rows.start, rows.stop]}
+            )
+        out.attrs.update(_attributes(network, dataset, facet_layer, target_layers))
+    log.info(
+        "%s: %d images in %.1f s (%.0f images/s)",
+        name,
+        len(rows),
+        progress.elapsed,
+        len(rows) / max(progress.elapsed, 1e-9),
+    )
+
+
+def _forward_pass(
+    network: Network,
+    batches: Iterable,
+    facet_layer: str,
+    target_layers: list[str],
+    out: h5py.File,
+    n: int,
+    device: torch.device | str,
+    progress: Progress,
+) -> None:
+    """Stream every batch through the network into the file's datasets (made at the first
+    batch, when the layers' sizes are known); writes overlap the next forward pass."""
     with (
-        atomic_path(out_path) as tmp,
-        h5py.File(tmp, "w") as out,
         BackgroundWriter() as writer,
         capture(network.module, [facet_layer, *target_layers]) as outputs,
         torch.inference_mode(),
     ):
         written = 0
         targets: dict[str, h5py.Dataset] = {}
-        images = dataset if shard is None else Subset(dataset, rows)
-        for pixels, _labels, _fine, _index in loader(images, batch_size, workers):
+        for pixels, _labels, _fine, _index in batches:
             network(pixels.to(device))
             if written == 0:
                 codes, targets = _create_datasets(out, outputs, facet_layer, target_layers, n)
@@ -103,40 +134,30 @@ def extract(
             written = stop
             progress.update(len(pixels))
         writer.finish()
-        out["labels"] = dataset.labels[rows.start : rows.stop]
-        out["fine_labels"] = dataset.fine_labels[rows.start : rows.stop]
-        out["indices"] = dataset.indices[rows.start : rows.stop]
-        if shard:
-            out.attrs[SHARD_ATTR] = json.dumps(
-                {"index": shard[0], "count": shard[1], "rows": [rows.start, rows.stop]}
-            )
-        out.attrs.update(
+
+
+def _attributes(
+    network: Network, dataset: FacetDataset, facet_layer: str, target_layers: list[str]
+) -> dict[str, Any]:
+    """What made the file: model, dataset, preprocessing, layers, class names, version."""
+    return {
+        "facetviz_version": __version__,
+        "facet_layer": facet_layer,
+        "target_layers": json.dumps(target_layers),
+        "model": json.dumps(network.description),
+        "dataset": json.dumps(dataset.description),
+        "preprocessing": json.dumps(
             {
-                "facetviz_version": __version__,
-                "facet_layer": facet_layer,
-                "target_layers": json.dumps(target_layers),
-                "model": json.dumps(network.description),
-                "dataset": json.dumps(dataset.description),
-                "preprocessing": json.dumps(
-                    {
-                        "input_shape": list(dataset.image_shape),
-                        "mean": list(network.mean),
-                        "std": list(network.std),
-                        "pixel_range": [0, 1],
-                    }
-                ),
-                "class_names": json.dumps(list(dataset.label_space.class_names)),
-                "fine_names": json.dumps(list(dataset.label_space.fine_names)),
-                "has_fine_labels": dataset.label_space.has_fine_labels,
+                "input_shape": list(dataset.image_shape),
+                "mean": list(network.mean),
+                "std": list(network.std),
+                "pixel_range": [0, 1],
             }
-        )
-    log.info(
-        "%s: %d images in %.1f s (%.0f images/s)",
-        name,
-        n,
-        progress.elapsed,
-        n / max(progress.elapsed, 1e-9),
-    )
+        ),
+        "class_names": json.dumps(list(dataset.label_space.class_names)),
+        "fine_names": json.dumps(list(dataset.label_space.fine_names)),
+        "has_fine_labels": dataset.label_space.has_fine_labels,
+    }
 
 
 class BackgroundWriter:

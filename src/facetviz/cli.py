@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 from typing import Any
 
 from facetviz.errors import FacetvizError
@@ -26,17 +27,19 @@ def _network(settings: dict[str, Any], weights: str | None):
 def _device(settings: dict[str, Any]):
     from facetviz.models import resolve_device
 
-    return resolve_device(settings.get("device", "auto"))
+    return resolve_device(settings["device"])
 
 
 def cmd_train(args: argparse.Namespace, settings: dict[str, Any]) -> None:
+    from facetviz.settings import TrainSettings
     from facetviz.train import train_embedded
 
     metrics = train_embedded(
         settings["dataset"],
         settings["model"],
+        TrainSettings.from_config(settings["model"]["train"]),
         settings["seed"],
-        settings.get("device", "auto"),
+        _device(settings),
         args.checkpoint,
         args.metrics,
     )
@@ -49,16 +52,15 @@ def cmd_train(args: argparse.Namespace, settings: dict[str, Any]) -> None:
 
 def cmd_oracle(args: argparse.Namespace, settings: dict[str, Any]) -> None:
     from facetviz.oracle import train_oracle
+    from facetviz.settings import OracleSettings
 
-    oracle = settings.get("oracle", {})
-    keys = ("epochs", "seed_offset", "max_images", "min_accuracy")
     train_oracle(
         settings["dataset"],
+        OracleSettings.from_config(settings["oracle"]),
         settings["seed"],
-        settings.get("device", "auto"),
+        _device(settings),
         args.checkpoint,
         args.metrics,
-        **{key: oracle[key] for key in keys if oracle.get(key) is not None},
     )
 
 
@@ -74,7 +76,7 @@ def cmd_activations(args: argparse.Namespace, settings: dict[str, Any]) -> None:
         settings["target_layers"],
         args.out,
         settings["batch_size"],
-        settings["dataset"].get("workers", 0),
+        settings["dataset"]["workers"],
         _device(settings),
         shard=_shard(args.shard) if args.shard else None,
     )
@@ -94,13 +96,14 @@ def cmd_join_activations(args: argparse.Namespace, settings: dict[str, Any]) -> 
 def cmd_facets(args: argparse.Namespace, settings: dict[str, Any]) -> None:
     from facetviz.data import open_dataset
     from facetviz.facets import discover
+    from facetviz.settings import FacetSettings, Neuron
 
     dataset = open_dataset(settings["dataset"], seed=settings["seed"])
     discover(
         args.activations,
         dataset,
-        settings["neuron"],
-        settings["facets"],
+        Neuron.from_dict(settings["neuron"]),
+        FacetSettings.from_config(settings["facets"]),
         settings["seed"],
         args.out_h5,
         args.out_json,
@@ -108,17 +111,43 @@ def cmd_facets(args: argparse.Namespace, settings: dict[str, Any]) -> None:
 
 
 def cmd_synthesize(args: argparse.Namespace, settings: dict[str, Any]) -> None:
+    from facetviz.settings import SynthesisSettings
+    from facetviz.synthesis import methods
     from facetviz.synthesis.job import synthesize_batch
 
-    synthesize_batch(
+    synthesis, name = settings["synthesis"], settings["method"]
+    methods.load_plugins(synthesis["plugins"])
+    shared = SynthesisSettings.from_config(synthesis)
+    context = methods.Context(
         _network(settings, args.weights or None),
+        shared.steps_scale,
+        shared.mixed_precision,
+        _method_inputs(name, args.input or []),
+    )
+    method = methods.method_class(name)(methods.method_settings(name, synthesis[name]), context)
+    synthesize_batch(
+        method,
         args.facets,
-        settings["method"],
-        {**settings["synthesis"], "facet_layer": settings["facet_layer"]},
+        settings["facet_layer"],
         settings["seed"],
         args.out_dir,
+        shared.batch_size,
         _device(settings),
     )
+
+
+def _method_inputs(name: str, given: list[str]) -> dict[str, Path]:
+    """`--input NAME=PATH` pairs: exactly the extra inputs method `name` declares."""
+    from facetviz.synthesis.methods import method_class
+
+    inputs = dict(item.partition("=")[::2] for item in given)
+    declared = method_class(name).inputs
+    if set(inputs) != set(declared):
+        raise FacetvizError(
+            f"synthesis method {name} takes the inputs {sorted(declared) or 'none'}, "
+            f"got {sorted(inputs) or 'none'}: the workflow passes them from the method's `inputs`"
+        )
+    return {key: Path(path) for key, path in inputs.items()}
 
 
 def cmd_synthesis_metrics(args: argparse.Namespace, settings: dict[str, Any]) -> None:
@@ -166,7 +195,7 @@ def cmd_overview(args: argparse.Namespace, settings: dict[str, Any]) -> None:
 def cmd_methods_figure(args: argparse.Namespace, settings: dict[str, Any]) -> None:
     from facetviz.figures import methods_figure
 
-    methods_figure(settings["names"], settings["image_dirs"], args.out, settings.get("max_rows"))
+    methods_figure(settings["names"], settings["image_dirs"], args.out, settings["max_rows"])
 
 
 def cmd_metrics_figure(args: argparse.Namespace, settings: dict[str, Any]) -> None:
@@ -232,6 +261,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = stage("synthesize", cmd_synthesize, "optimize one image per facet of a batch of neurons")
     p.add_argument("--weights", default=None)
     p.add_argument("--facets", nargs="+", required=True, help="facet files, one per neuron")
+    p.add_argument("--input", action="append", help="NAME=PATH: an extra input the method declares")
     p.add_argument("--out-dir", required=True)
     p = stage(
         "synthesis-metrics", cmd_synthesis_metrics, "score synthesized images with the oracle"

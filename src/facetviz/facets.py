@@ -7,13 +7,11 @@ facets.min_size are dropped (logged). Clustering on the PCA codes instead of the
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import h5py
 import numpy as np
 from sklearn.cluster import KMeans
 from sklearn.decomposition import PCA
@@ -23,11 +21,10 @@ from facetviz.activations import Activations
 from facetviz.data import FacetDataset
 from facetviz.errors import FacetvizError
 from facetviz.facet_metrics import ground_truth
-from facetviz.io import atomic_path, open_h5, require_h5_keys, write_json
+from facetviz.facet_record import FacetRecord
+from facetviz.io import write_json
 from facetviz.progress import log
-
-STAGE = "facets"
-
+from facetviz.settings import FacetSettings, Neuron
 
 SPACES = ("tsne", "pca")
 
@@ -48,22 +45,22 @@ class Facets:
 
 
 def select_rows(
-    activations: Activations, neuron: dict[str, Any], facets_cfg: dict[str, Any], seed: int
+    activations: Activations, neuron: Neuron, settings: FacetSettings, seed: int
 ) -> np.ndarray:
     """Rows clustered for `neuron`: its class's images, or its top-N activating images."""
-    if neuron.get("select", "top") == "label":
-        rows = np.flatnonzero(activations.labels == neuron["class"])
+    if neuron.is_class_unit:
+        rows = np.flatnonzero(activations.labels == neuron.class_index)
         if len(rows) == 0:
             raise FacetvizError(
-                f"neuron {neuron['name']}: no images of class {neuron['class']} "
-                f"({activations.class_names[neuron['class']]}) in the dataset: check the neuron's "
-                "class and dataset.label_map (every class needs images)"
+                f"neuron {neuron.name}: no images of class {neuron.class_index} "
+                f"({activations.class_names[neuron.class_index]}) in the dataset: check the "
+                "neuron's class and dataset.label_map (every class needs images)"
             )
     else:
-        values = activations.unit(neuron["layer"], neuron["unit"], neuron.get("spatial", "center"))
+        values = activations.unit(neuron.layer, neuron.unit, neuron.spatial)
         # stable sort on -value: ties keep dataset order, so selection is reproducible
-        rows = np.sort(np.argsort(-values, kind="stable")[: facets_cfg["top_n"]])
-    cap = facets_cfg.get("max_images")
+        rows = np.sort(np.argsort(-values, kind="stable")[: settings.top_n])
+    cap = settings.max_images
     if cap and len(rows) > cap:
         rng = np.random.default_rng(seed)
         rows = np.sort(rng.choice(rows, size=cap, replace=False))
@@ -144,120 +141,176 @@ def code_centroids(codes: np.ndarray, assignment: np.ndarray, k: int) -> np.ndar
     return np.stack([codes[assignment == facet].mean(0) for facet in range(k)]).astype(np.float32)
 
 
-def discover(
-    activations_path: str | Path,
-    dataset: FacetDataset,
-    neuron: dict[str, Any],
-    facets_cfg: dict[str, Any],
-    seed: int,
-    out_h5: str | Path,
-    out_json: str | Path,
-) -> dict[str, Any]:
-    """Cluster one neuron's images into facets; write the facet file and its JSON summary."""
-    name = neuron["name"]
+@dataclass(frozen=True)
+class Selection:
+    """A neuron's selected images, read from the activations file."""
+
+    rows: np.ndarray
+    codes: np.ndarray  # [n, D] facet-layer codes, float32
+    unit_values: np.ndarray
+    dataset_indices: np.ndarray
+    fine_labels: np.ndarray
+    fine_names: list[str]
+    has_fine_labels: bool
+
+
+def read_selection(
+    activations_path: str | Path, neuron: Neuron, settings: FacetSettings, seed: int
+) -> Selection:
     with Activations(activations_path) as activations:
-        rows = select_rows(activations, neuron, facets_cfg, seed)
-        codes = activations.codes(rows)
-        unit_values = activations.unit(
-            neuron["layer"], neuron["unit"], neuron.get("spatial", "center")
-        )[rows]
-        dataset_indices = activations.indices[rows]
-        fine = activations.fine_labels[rows]
-        fine_names = activations.fine_names
-        has_fine = activations.has_fine_labels
-    space = facets_cfg.get("space", "tsne")
-    k, m, min_size = facets_cfg["k"], facets_cfg["m"], facets_cfg.get("min_size", 1)
-    start = time.perf_counter()
+        rows = select_rows(activations, neuron, settings, seed)
+        values = activations.unit(neuron.layer, neuron.unit, neuron.spatial)
+        return Selection(
+            rows=rows,
+            codes=activations.codes(rows),
+            unit_values=values[rows],
+            dataset_indices=activations.indices[rows],
+            fine_labels=activations.fine_labels[rows],
+            fine_names=activations.fine_names,
+            has_fine_labels=activations.has_fine_labels,
+        )
+
+
+def find_facets(
+    selection: Selection,
+    dataset: FacetDataset,
+    neuron: Neuron,
+    settings: FacetSettings,
+    seed: int,
+) -> FacetRecord:
+    """Cluster the selection into facets (PCA -> t-SNE -> k-means) and build the facet record."""
     log.info(
         "%s: clustering %d images (%d-d codes) by PCA(%d) -> %s -> k-means(%d)",
-        name,
-        len(rows),
-        codes.shape[1],
-        facets_cfg["pca_dims"],
-        "t-SNE(2)" if space == "tsne" else "(no t-SNE)",
-        k,
+        neuron.name,
+        len(selection.rows),
+        selection.codes.shape[1],
+        settings.pca_dims,
+        "t-SNE(2)" if settings.space == "tsne" else "(no t-SNE)",
+        settings.k,
     )
-    points, view = embed(codes, facets_cfg["pca_dims"], facets_cfg["perplexity"], seed, space)
-    facets = cluster(points, k, m, min_size, seed)
-    seconds = time.perf_counter() - start
-    dropped = np.flatnonzero(np.bincount(facets.clusters, minlength=k) < min_size)
+    points, view = embed(
+        selection.codes, settings.pca_dims, settings.perplexity, seed, settings.space
+    )
+    facets = cluster(points, settings.k, settings.m, settings.min_size, seed)
+    _log_dropped(neuron.name, facets, settings)
+    k = len(facets.sizes)
+    members = [facets.assignment == f for f in range(k)]
+    indices = selection.dataset_indices
+    return FacetRecord(
+        neuron=neuron,
+        fine_names=selection.fine_names,
+        has_fine_labels=selection.has_fine_labels,
+        space=settings.space,
+        rows=selection.rows,
+        dataset_indices=indices,
+        unit_values=selection.unit_values,
+        fine_labels=selection.fine_labels,
+        embedding=view,
+        clusters=facets.clusters,
+        assignment=facets.assignment,
+        cluster_ids=facets.cluster_ids,
+        centroids=facets.centroids,
+        # the facet in the facet layer itself: mfv's facet-keeping term pulls towards it
+        code_centroids=code_centroids(selection.codes, facets.assignment, k),
+        embedding_centroids=np.stack([view[m].mean(0) for m in members]).astype(np.float32),
+        nearest=facets.nearest,
+        nearest_dataset_indices=np.where(
+            facets.nearest >= 0, indices[np.maximum(facets.nearest, 0)], -1
+        ),
+        sizes=facets.sizes,
+        mean_activation=np.array(
+            [selection.unit_values[m].mean() for m in members], dtype=np.float32
+        ),
+        mean_images=mean_images(dataset, indices, facets.nearest),
+    )
+
+
+def _log_dropped(name: str, facets: Facets, settings: FacetSettings) -> None:
+    counts = np.bincount(facets.clusters, minlength=settings.k)
+    dropped = np.flatnonzero(counts < settings.min_size)
     if len(dropped):
         log.info(
             "%s: dropped %d of %d clusters smaller than facets.min_size = %d (sizes %s; %d images)",
             name,
             len(dropped),
-            k,
-            min_size,
-            np.bincount(facets.clusters, minlength=k)[dropped].tolist(),
+            settings.k,
+            settings.min_size,
+            counts[dropped].tolist(),
             int((facets.assignment < 0).sum()),
         )
-    means = mean_images(dataset, dataset_indices, facets.nearest)
-    sizes = facets.sizes
-    mean_activation = np.array(
-        [unit_values[facets.assignment == f].mean() for f in range(len(sizes))], dtype=np.float32
-    )
-    view_centroids = np.stack(
-        [view[facets.assignment == f].mean(0) for f in range(len(sizes))]
-    ).astype(np.float32)
 
+
+def summarize(
+    record: FacetRecord,
+    selection: Selection,
+    settings: FacetSettings,
+    seed: int,
+    seconds: float,
+) -> dict[str, Any]:
+    """The facet file's JSON summary: sizes, activations, majority fine classes and, where the
+    dataset has fine labels, the clustering's scores against them (also in the other space)."""
+    neuron = record.neuron
     summary: dict[str, Any] = {
-        "neuron": name,
-        "layer": neuron["layer"],
-        "unit": neuron["unit"],
-        "neuron_config": neuron,
-        "images": int(len(rows)),
-        "space": space,
-        "clusters": k,
-        "dropped_clusters": int(len(dropped)),
+        "neuron": neuron.name,
+        "layer": neuron.layer,
+        "unit": neuron.unit,
+        "neuron_config": neuron.to_dict(),
+        "images": int(len(record.rows)),
+        "space": record.space,
+        "clusters": settings.k,
+        "dropped_clusters": int(
+            np.sum(np.bincount(record.clusters, minlength=settings.k) < settings.min_size)
+        ),
         "clustering_seconds": round(seconds, 2),
-        "facets": [],
+        "facets": [_facet_entry(record, facet) for facet in range(record.facet_count)],
     }
-    for facet in range(len(sizes)):
-        entry: dict[str, Any] = {
-            "rank": facet,
-            "size": int(sizes[facet]),
-            "mean_activation": float(mean_activation[facet]),
-        }
-        if has_fine:
-            counts = np.bincount(fine[facets.assignment == facet], minlength=len(fine_names))
-            entry["majority_fine_class"] = fine_names[int(counts.argmax())]
-            entry["majority_share"] = round(float(counts.max() / counts.sum()), 4)
-        summary["facets"].append(entry)
-    if has_fine:
-        summary["ground_truth"] = _ground_truth_by_space(
-            codes, facets, fine, fine_names, facets_cfg, seed, space
-        )
+    if record.has_fine_labels:
+        summary["ground_truth"] = _ground_truth_by_space(selection.codes, record, settings, seed)
+    return summary
 
-    with atomic_path(out_h5) as tmp, h5py.File(tmp, "w") as out:
-        out["rows"] = rows
-        out["dataset_indices"] = dataset_indices
-        out["unit_values"] = unit_values
-        out["embedding"] = view
-        out["clusters"] = facets.clusters
-        out["assignment"] = facets.assignment
-        out["cluster_ids"] = facets.cluster_ids
-        out["centroids"] = facets.centroids
-        # the facet in the facet layer itself: mfv's facet-keeping term pulls towards it
-        out["code_centroids"] = code_centroids(codes, facets.assignment, len(sizes))
-        out["embedding_centroids"] = view_centroids
-        out["nearest"] = facets.nearest
-        out["nearest_dataset_indices"] = np.where(
-            facets.nearest >= 0, dataset_indices[np.maximum(facets.nearest, 0)], -1
-        )
-        out["sizes"] = sizes
-        out["mean_activation"] = mean_activation
-        out["mean_images"] = means
-        out["fine_labels"] = fine
-        out.attrs["neuron"] = json.dumps(neuron)
-        out.attrs["fine_names"] = json.dumps(fine_names)
-        out.attrs["has_fine_labels"] = has_fine
-        out.attrs["space"] = space
+
+def _facet_entry(record: FacetRecord, facet: int) -> dict[str, Any]:
+    entry: dict[str, Any] = {
+        "rank": facet,
+        "size": int(record.sizes[facet]),
+        "mean_activation": float(record.mean_activation[facet]),
+    }
+    if record.has_fine_labels:
+        fine = record.fine_labels[record.assignment == facet]
+        counts = np.bincount(fine, minlength=len(record.fine_names))
+        entry["majority_fine_class"] = record.fine_names[int(counts.argmax())]
+        entry["majority_share"] = round(float(counts.max() / counts.sum()), 4)
+    return entry
+
+
+def discover(
+    activations_path: str | Path,
+    dataset: FacetDataset,
+    neuron: Neuron,
+    settings: FacetSettings,
+    seed: int,
+    out_h5: str | Path,
+    out_json: str | Path,
+) -> dict[str, Any]:
+    """Cluster one neuron's images into facets; write the facet file and its JSON summary."""
+    selection = read_selection(activations_path, neuron, settings, seed)
+    start = time.perf_counter()
+    record = find_facets(selection, dataset, neuron, settings, seed)
+    seconds = time.perf_counter() - start
+    summary = summarize(record, selection, settings, seed, seconds)
+    record.write(out_h5)
     write_json(out_json, summary)
-    log.info("%s: %d facets in %.1f s, sizes %s", name, len(sizes), seconds, sizes.tolist())
+    log.info(
+        "%s: %d facets in %.1f s, sizes %s",
+        neuron.name,
+        record.facet_count,
+        seconds,
+        record.sizes.tolist(),
+    )
     for scores in summary.get("ground_truth", []):
         log.info(
             "%s: %s%s purity %.3f, NMI %.3f, ARI %.3f, coverage %d/%d (%s)",
-            name,
+            neuron.name,
             scores["space"],
             "" if scores["used"] else " (comparison)",
             scores["purity"],
@@ -271,43 +324,22 @@ def discover(
 
 
 def _ground_truth_by_space(
-    codes: np.ndarray,
-    facets: Facets,
-    fine: np.ndarray,
-    fine_names: list[str],
-    facets_cfg: dict[str, Any],
-    seed: int,
-    space: str,
+    codes: np.ndarray, record: FacetRecord, settings: FacetSettings, seed: int
 ) -> list[dict[str, Any]]:
     """Scores of the facets found, and, with facets.compare_spaces, of clustering in the other
     space (t-SNE or PCA codes) with the same k, seed and pruning."""
-    min_share = facets_cfg.get("coverage_min_share", 0.05)
+    min_share = settings.coverage_min_share
+    fine, names = record.fine_labels, record.fine_names
     results = [
-        {"space": space, "used": True}
-        | ground_truth(facets.clusters, facets.assignment, fine, fine_names, min_share)
+        {"space": record.space, "used": True}
+        | ground_truth(record.clusters, record.assignment, fine, names, min_share)
     ]
-    if facets_cfg.get("compare_spaces", True):
-        other = "pca" if space == "tsne" else "tsne"
-        points, _view = embed(codes, facets_cfg["pca_dims"], facets_cfg["perplexity"], seed, other)
-        alt = cluster(points, facets_cfg["k"], facets_cfg["m"], facets_cfg.get("min_size", 1), seed)
+    if settings.compare_spaces:
+        other = "pca" if record.space == "tsne" else "tsne"
+        points, _view = embed(codes, settings.pca_dims, settings.perplexity, seed, other)
+        alt = cluster(points, settings.k, settings.m, settings.min_size, seed)
         results.append(
             {"space": other, "used": False}
-            | ground_truth(alt.clusters, alt.assignment, fine, fine_names, min_share)
+            | ground_truth(alt.clusters, alt.assignment, fine, names, min_share)
         )
     return results
-
-
-def read_facets(path: str | Path) -> dict[str, Any]:
-    """Every dataset of a facet file, and its `neuron`, `fine_names`, `has_fine_labels`, `space`."""
-    with open_h5(path, STAGE) as handle:
-        require_h5_keys(
-            handle,
-            ["mean_images", "nearest", "dataset_indices", "sizes", "embedding", "assignment"],
-            STAGE,
-        )
-        data = {key: handle[key][:] for key in handle}
-        data["neuron"] = json.loads(handle.attrs["neuron"])
-        data["fine_names"] = json.loads(handle.attrs["fine_names"])
-        data["has_fine_labels"] = bool(handle.attrs.get("has_fine_labels", False))
-        data["space"] = str(handle.attrs.get("space", "tsne"))
-    return data

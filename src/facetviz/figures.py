@@ -11,10 +11,8 @@
 from __future__ import annotations
 
 import csv
-import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
 
 import matplotlib
 
@@ -25,9 +23,10 @@ from matplotlib.colors import Normalize  # noqa: E402
 from matplotlib.offsetbox import AnnotationBbox, OffsetImage  # noqa: E402
 
 from facetviz.data import FacetDataset  # noqa: E402
-from facetviz.facet_metrics import majority_classes  # noqa: E402
-from facetviz.facets import read_facets  # noqa: E402
-from facetviz.io import atomic_path, open_h5, read_json  # noqa: E402
+from facetviz.facet_record import FacetRecord  # noqa: E402
+from facetviz.io import atomic_path, read_json  # noqa: E402
+from facetviz.settings import Neuron  # noqa: E402
+from facetviz.synthesis.record import SynthesisRecord  # noqa: E402
 
 THUMBNAIL_POINTS = 44  # mean images drawn about 0.6 inch wide, whatever their size
 
@@ -42,17 +41,9 @@ def _show(axis, image: np.ndarray) -> None:
     axis.set_yticks([])
 
 
-def read_synthesis(synthesis_dir: str | Path) -> dict[str, Any]:
-    """A neuron's synthesized images and their activations, and the neuron (`neuron`)."""
-    with open_h5(Path(synthesis_dir) / "images.h5", "synthesize") as handle:
-        data: dict[str, Any] = {key: handle[key][:] for key in handle}
-        data["neuron"] = json.loads(handle.attrs["neuron"])
-    return data
-
-
-def _row_label(axis, neuron: Mapping[str, Any]) -> None:
+def _row_label(axis, neuron: Neuron) -> None:
     """A grid row's name and where the unit sits, left of the row."""
-    label = f"{neuron['name']}\n{neuron['layer']}[{neuron['unit']}]"
+    label = f"{neuron.name}\n{neuron.layer}[{neuron.unit}]"
     axis.set_ylabel(label, fontsize=7, rotation=0, ha="right", va="center")
 
 
@@ -74,9 +65,9 @@ def _save(fig, out_paths: Paths) -> None:
         plt.close(fig)
 
 
-def unit_label(neuron: Mapping[str, Any]) -> str:
+def unit_label(neuron: Neuron) -> str:
     """A unit's name with where it sits: `bell_pepper (classifier.6[945])`."""
-    return f"{neuron['name']} ({neuron['layer']}[{neuron['unit']}])"
+    return f"{neuron.name} ({neuron.layer}[{neuron.unit}])"
 
 
 def facets_figure(
@@ -87,23 +78,22 @@ def facets_figure(
     examples: int = 4,
 ) -> None:
     """Row 1: the synthesized facet images; row 2: their mean-image starts; then real examples."""
-    facets = read_facets(facets_path)
-    synthesis = read_synthesis(synthesis_dir)
-    neuron = facets["neuron"]
-    k = len(facets["sizes"])
+    facets = FacetRecord.read(facets_path)
+    synthesis = SynthesisRecord.read(synthesis_dir)
+    k = facets.facet_count
     nearest = nearest_real_images(facets, dataset, examples)
-    majority = majority_names(facets)
+    majority = facets.majority_names()
     rows = 2 + examples
     fig, axes = plt.subplots(rows, k, figsize=(1.3 * k, 1.4 * rows), squeeze=False)
     for facet in range(k):
-        _show(axes[0, facet], synthesis["images"][facet])
+        _show(axes[0, facet], synthesis.images[facet])
         axes[0, facet].set_title(
-            f"#{facet + 1} n={facets['sizes'][facet]}\n"
-            f"a={synthesis['activation_final'][facet]:.1f}"
+            f"#{facet + 1} n={facets.sizes[facet]}\n"
+            f"a={synthesis.activation_final[facet]:.1f}"
             + (f"\n{majority[facet]}" if majority else ""),
             fontsize=7,
         )
-        _show(axes[1, facet], synthesis["init"][facet])
+        _show(axes[1, facet], synthesis.init[facet])
         real = nearest[facet]
         for row in range(examples):
             if row < len(real):
@@ -114,35 +104,26 @@ def facets_figure(
     axes[1, 0].set_ylabel("mean image", fontsize=7)
     if examples:
         axes[2, 0].set_ylabel("real images", fontsize=7)
-    fig.suptitle(f"{unit_label(neuron)}: {k} facets, largest first", fontsize=9)
+    fig.suptitle(f"{unit_label(facets.neuron)}: {k} facets, largest first", fontsize=9)
     _save(fig, out_paths)
 
 
 def nearest_real_images(
-    facets: Mapping[str, Any], dataset: FacetDataset, examples: int
+    facets: FacetRecord, dataset: FacetDataset, examples: int
 ) -> list[np.ndarray]:
     """Per facet, its `examples` real images nearest the centroid, [n, C, H, W] in [0, 1]."""
-    rows = [facets["dataset_indices"][row[row >= 0][:examples]] for row in facets["nearest"]]
+    rows = [facets.dataset_indices[row[row >= 0][:examples]] for row in facets.nearest]
     return [dataset.pixels(dataset.positions_of(indices)).numpy() for indices in rows]
-
-
-def majority_names(facets: Mapping[str, Any]) -> list[str]:
-    """Each facet's majority fine class, where the dataset has fine labels."""
-    if not facets["has_fine_labels"]:
-        return []
-    classes = majority_classes(facets["assignment"], facets["fine_labels"])
-    return [facets["fine_names"][c] for c in classes]
 
 
 def embedding_figure(facets_path: str | Path, out_paths: Paths) -> None:
     """The 2-D embedding of a neuron's images coloured by facet, each facet's mean image drawn
     at its centroid: the figure to see facets at a glance."""
-    facets = read_facets(facets_path)
-    neuron = facets["neuron"]
-    view, assignment = facets["embedding"], facets["assignment"]
-    k = len(facets["sizes"])
+    facets = FacetRecord.read(facets_path)
+    view, assignment = facets.embedding, facets.assignment
+    k = facets.facet_count
     colours = plt.get_cmap("tab10" if k <= 10 else "tab20")
-    majority = majority_names(facets)
+    majority = facets.majority_names()
     fig, axis = plt.subplots(figsize=(7.5, 7.5))
     dropped = assignment < 0
     if dropped.any():
@@ -152,7 +133,7 @@ def embedding_figure(facets_path: str | Path, out_paths: Paths) -> None:
         label = f"#{facet + 1} n={members.sum()}" + (f" {majority[facet]}" if majority else "")
         axis.scatter(*view[members].T, s=4, color=colours(facet % colours.N), label=label)
     for facet, (centre, image) in enumerate(
-        zip(facets["embedding_centroids"], facets["mean_images"], strict=True)
+        zip(facets.embedding_centroids, facets.mean_images, strict=True)
     ):
         picture = image[0] if image.shape[0] == 1 else np.clip(image.transpose(1, 2, 0), 0, 1)
         zoom = THUMBNAIL_POINTS / max(image.shape[1:])
@@ -167,9 +148,9 @@ def embedding_figure(facets_path: str | Path, out_paths: Paths) -> None:
     axis.legend(fontsize=7, markerscale=3, loc="upper left", bbox_to_anchor=(1.01, 1))
     axis.set_xticks([])
     axis.set_yticks([])
-    space = "t-SNE" if facets["space"] == "tsne" else "first two PCA components"
+    space = "t-SNE" if facets.space == "tsne" else "first two PCA components"
     axis.set_title(
-        f"{unit_label(neuron)}: {len(view)} images, {space}; "
+        f"{unit_label(facets.neuron)}: {len(view)} images, {space}; "
         "mean image of each facet at its centroid",
         fontsize=9,
     )
@@ -196,17 +177,17 @@ def overview_figure(
     if len(synthesis_dirs) != len(names):
         raise ValueError(f"{len(synthesis_dirs)} synthesis folders for {len(names)} neurons")
     names, title = _first_rows(names, title, max_rows)
-    synthesis = [read_synthesis(d) for d in synthesis_dirs[: len(names)]]
-    k = max(len(s["images"][:max_facets]) for s in synthesis)
+    synthesis = [SynthesisRecord.read(d) for d in synthesis_dirs[: len(names)]]
+    k = max(len(s.images[:max_facets]) for s in synthesis)
     fig, axes = plt.subplots(len(names), k, figsize=(1.1 * k, 1.2 * len(names)), squeeze=False)
     for row, neuron in enumerate(synthesis):
-        images = neuron["images"][:max_facets]
+        images = neuron.images[:max_facets]
         for col in range(k):
             if col < len(images):
                 _show(axes[row, col], images[col])
             else:
                 axes[row, col].axis("off")
-        _row_label(axes[row, 0], neuron["neuron"])
+        _row_label(axes[row, 0], neuron.neuron)
     fig.suptitle(title, fontsize=9)
     _save(fig, out_paths)
 
@@ -232,11 +213,11 @@ def methods_figure(
     for col, method in enumerate(methods):
         axes[0, col].set_title(method, fontsize=8)
         for row, folder in enumerate(synthesis_dirs[method][: len(names)]):
-            synthesis = read_synthesis(folder)
-            _show(axes[row, col], synthesis["images"][0])
-            axes[row, col].set_xlabel(f"a={synthesis['activation_final'][0]:.1f}", fontsize=6)
+            synthesis = SynthesisRecord.read(folder)
+            _show(axes[row, col], synthesis.images[0])
+            axes[row, col].set_xlabel(f"a={synthesis.activation_final[0]:.1f}", fontsize=6)
             if col == 0:
-                _row_label(axes[row, 0], synthesis["neuron"])
+                _row_label(axes[row, 0], synthesis.neuron)
     fig.suptitle(title, fontsize=9)
     _save(fig, out_paths)
 

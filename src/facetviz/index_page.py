@@ -22,11 +22,11 @@ from typing import Any
 import numpy as np
 
 from facetviz.data import FacetDataset
-from facetviz.facets import read_facets
-from facetviz.figures import majority_names, nearest_real_images, read_synthesis, unit_label
+from facetviz.facet_record import FacetRecord
+from facetviz.figures import nearest_real_images, unit_label
 from facetviz.io import atomic_path, read_json
 from facetviz.progress import log
-from facetviz.synthesis.job import to_pil
+from facetviz.synthesis.record import SynthesisRecord, to_pil
 
 THUMBNAIL_PIXELS = 128  # larger images are shrunk: a 1,000-unit page stays loadable
 SHOWN_PIXELS = 84  # on screen, small images are enlarged without smoothing
@@ -101,42 +101,42 @@ def _metrics_table(metrics: Mapping[str, Any]) -> str:
 
 
 def _neuron_section(
-    facets: Mapping[str, Any],
-    images: Mapping[str, Mapping[str, Any]],
+    facets: FacetRecord,
+    images: Mapping[str, SynthesisRecord],
     real: Sequence[np.ndarray],
     oracle: Mapping[tuple[str, str], list[str]],
 ) -> str:
-    neuron = facets["neuron"]
-    name = neuron["name"]
-    majority = majority_names(facets)
+    neuron = facets.neuron
+    name = neuron.name
+    majority = facets.majority_names()
     head = "<th>facet</th><th>images</th><th>mean activation</th>"
     head += "<th>majority fine class</th>" if majority else ""
     head += "".join(f"<th>{html.escape(method)}</th>" for method in images)
     head += "<th>real images nearest the centroid</th>"
     rows = []
-    for facet, size in enumerate(facets["sizes"]):
-        cells = [f"#{facet + 1}", str(int(size)), f"{facets['mean_activation'][facet]:.2f}"]
+    for facet, size in enumerate(facets.sizes):
+        cells = [f"#{facet + 1}", str(int(size)), f"{facets.mean_activation[facet]:.2f}"]
         if majority:
             cells.append(html.escape(majority[facet]))
         for method, result in images.items():
-            caption = f"a={result['activation_final'][facet]:.2f}"
+            caption = f"a={result.activation_final[facet]:.2f}"
             predicted = oracle.get((method, name))
             if predicted:
                 caption += f"<br>oracle: {html.escape(predicted[facet])}"
             alt = f"{name} facet {facet + 1} by {method}"
-            picture = _image(result["images"][facet], alt)
+            picture = _image(result.images[facet], alt)
             cells.append(f"{picture}<span class='small'>{caption}</span>")
         examples = "".join(
             _image(picture, f"{name} facet {facet + 1} real image") for picture in real[facet]
         )
         row = "".join(f"<td>{cell}</td>" for cell in cells) + f"<td class='real'>{examples}</td>"
         rows.append(f"<tr>{row}</tr>")
-    selected = "images of its class" if neuron.get("select") == "label" else "top images"
+    selected = "images of its class" if neuron.is_class_unit else "top images"
     return (
         f'<section class="neuron" id="{html.escape(name)}" data-neuron="{html.escape(name)}">'
         f"<h2>{html.escape(unit_label(neuron))}</h2>"
-        f"<p class='small'>{len(facets['assignment'])} {selected} clustered into "
-        f"{len(facets['sizes'])} facets (largest first); a = the unit's activation on the "
+        f"<p class='small'>{len(facets.assignment)} {selected} clustered into "
+        f"{facets.facet_count} facets (largest first); a = the unit's activation on the "
         "synthesized image.</p>"
         f"<table><tr>{head}</tr>{''.join(rows)}</table></section>"
     )
@@ -156,11 +156,13 @@ def write_index(
     oracle = _oracle_classes(metrics)
     sections, names = [], []
     for position, facets_path in enumerate(facets_paths):
-        facets = read_facets(facets_path)
-        images = {method: read_synthesis(dirs[position]) for method, dirs in synthesis_dirs.items()}
+        facets = FacetRecord.read(facets_path)
+        images = {
+            method: SynthesisRecord.read(dirs[position]) for method, dirs in synthesis_dirs.items()
+        }
         real = nearest_real_images(facets, dataset, examples)
         sections.append(_neuron_section(facets, images, real, oracle))
-        names.append(facets["neuron"]["name"])
+        names.append(facets.neuron.name)
         log.info("index: %s (%d/%d)", names[-1], position + 1, len(facets_paths))
     navigation = " ".join(f'<a href="#{html.escape(n)}">{html.escape(n)}</a>' for n in names)
     page = (

@@ -20,11 +20,11 @@ import numpy as np
 import torch
 
 from facetviz.errors import FacetvizError
-from facetviz.facet_metrics import majority_classes
-from facetviz.facets import read_facets
-from facetviz.io import atomic_path, open_h5, write_json
+from facetviz.facet_record import FacetRecord
+from facetviz.io import atomic_path, write_json
 from facetviz.oracle import classify, load_oracle
 from facetviz.progress import log
+from facetviz.synthesis.record import SynthesisRecord
 
 COLUMNS = (
     "method",
@@ -39,20 +39,15 @@ COLUMNS = (
 )
 
 
-def _read_images(folder: Path) -> tuple[np.ndarray, np.ndarray]:
-    with open_h5(folder / "images.h5", "synthesize") as handle:
-        return handle["images"][:], handle["activation_final"][:]
-
-
 def score_unit(
-    facets: dict[str, Any],
+    facets: FacetRecord,
     images: np.ndarray,
     activations: np.ndarray,
     predicted: np.ndarray,
     oracle_names: Sequence[str],
 ) -> dict[str, Any]:
     """The scores of one unit's facet images (`predicted`: the oracle's fine class per image)."""
-    names = list(facets["fine_names"])
+    names = list(facets.fine_names)
     try:  # the oracle's class order may differ from the dataset's
         to_dataset = np.array([names.index(name) for name in oracle_names])
     except ValueError as err:
@@ -61,10 +56,9 @@ def score_unit(
             f"{names}: retrain the oracle for this dataset"
         ) from err
     predicted = to_dataset[predicted]
-    assignment, fine, values = facets["assignment"], facets["fine_labels"], facets["unit_values"]
-    majority = majority_classes(assignment, fine)[: len(images)]
-    unit_classes = np.unique(fine[assignment >= 0])
-    best_real = np.array([values[assignment == f].max() for f in range(len(images))])
+    majority = facets.majority[: len(images)]
+    unit_classes = np.unique(facets.fine_labels[facets.assignment >= 0])
+    best_real = facets.best_real_activation()[: len(images)]
     ratio = activations / np.where(best_real > 0, best_real, np.nan)
     return {
         "fine_classes": [names[c] for c in unit_classes],
@@ -92,17 +86,19 @@ def evaluate(
     `facets_paths` (one `<neuron>` folder with images.h5 per facet file)."""
     oracle, oracle_names = load_oracle(oracle_path)
     oracle.to(device)
-    facets = [read_facets(path) for path in facets_paths]
+    facets = [FacetRecord.read(path) for path in facets_paths]
     units: list[dict[str, Any]] = []
     for method, folders in image_dirs.items():
         if len(folders) != len(facets):
             raise ValueError(f"{method}: {len(folders)} image folders for {len(facets)} neurons")
         for facet, folder in zip(facets, folders, strict=True):
-            images, activations = _read_images(Path(folder))
-            probabilities = classify(oracle, torch.from_numpy(images).to(device))
+            record = SynthesisRecord.read(folder)
+            probabilities = classify(oracle, torch.from_numpy(record.images).to(device))
             predicted = probabilities.argmax(1).cpu().numpy()
-            scores = score_unit(facet, images, activations, predicted, oracle_names)
-            units.append({"method": method, "neuron": facet["neuron"]["name"], **scores})
+            scores = score_unit(
+                facet, record.images, record.activation_final, predicted, oracle_names
+            )
+            units.append({"method": method, "neuron": facet.neuron.name, **scores})
     summary = {
         method: _summarize([u for u in units if u["method"] == method]) for method in image_dirs
     }

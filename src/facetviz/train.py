@@ -14,8 +14,9 @@ from torch.utils.data import DataLoader
 
 from facetviz.data import FacetDataset, open_dataset, training_splits
 from facetviz.io import write_json
-from facetviz.models import build_architecture, normalization, resolve_device, save_checkpoint
+from facetviz.models import build_architecture, normalization, save_checkpoint
 from facetviz.progress import Progress, log
+from facetviz.settings import TrainSettings
 
 
 def seed_everything(seed: int) -> torch.Generator:
@@ -67,22 +68,20 @@ def fit(
     module: nn.Module,
     normalize: Callable[[torch.Tensor], torch.Tensor],
     dataset: FacetDataset,
-    settings: dict[str, Any],
+    settings: TrainSettings,
     workers: int,
     device: torch.device,
     generator: torch.Generator,
 ) -> None:
-    """Train `module` on `dataset`'s labels with Adam and a one-cycle learning-rate schedule.
-
-    `settings` holds epochs, batch_size, lr and weight_decay; `generator` shuffles the batches.
-    """
+    """Train `module` on `dataset`'s labels with Adam and a one-cycle learning-rate schedule
+    (`generator` shuffles the batches)."""
     optimizer = torch.optim.Adam(
-        module.parameters(), lr=settings["lr"], weight_decay=settings["weight_decay"]
+        module.parameters(), lr=settings.lr, weight_decay=settings.weight_decay
     )
-    epochs = settings["epochs"]
-    steps_per_epoch = -(-len(dataset) // settings["batch_size"])
+    epochs = settings.epochs
+    steps_per_epoch = -(-len(dataset) // settings.batch_size)
     schedule = torch.optim.lr_scheduler.OneCycleLR(
-        optimizer, max_lr=settings["lr"], total_steps=epochs * steps_per_epoch
+        optimizer, max_lr=settings.lr, total_steps=epochs * steps_per_epoch
     )
     loss_fn = nn.CrossEntropyLoss()
     for epoch in range(epochs):
@@ -90,7 +89,7 @@ def fit(
         progress = Progress(f"train epoch {epoch + 1}/{epochs}", len(dataset), "images")
         running, seen = 0.0, 0
         for pixels, labels, _fine, _index in loader(
-            dataset, settings["batch_size"], workers, generator
+            dataset, settings.batch_size, workers, generator
         ):
             pixels, labels = pixels.to(device), labels.to(device)
             loss = loss_fn(module(normalize(pixels)), labels)
@@ -109,7 +108,7 @@ def fit_and_test(
     normalize: Callable[[torch.Tensor], torch.Tensor],
     fit_set: FacetDataset,
     test: tuple[str, FacetDataset],
-    settings: dict[str, Any],
+    settings: TrainSettings,
     workers: int,
     device: torch.device,
     generator: torch.Generator,
@@ -126,7 +125,7 @@ def fit_and_test(
         "test_split": split,
         "per_fine_class_accuracy": result["per_fine_class"],
         "train_images": len(fit_set),
-        "epochs": settings["epochs"],
+        "epochs": settings.epochs,
         "seconds": round(time.perf_counter() - start, 1),
     }
 
@@ -134,19 +133,18 @@ def fit_and_test(
 def train_embedded(
     dataset_cfg: dict[str, Any],
     model_cfg: dict[str, Any],
+    settings: TrainSettings,
     seed: int,
-    device_name: str,
+    device: torch.device,
     checkpoint_path: str | Path,
     metrics_path: str | Path,
 ) -> dict[str, Any]:
     """Train, evaluate on the held-out split, write the checkpoint and a metrics JSON."""
     generator = seed_everything(seed)
-    device = resolve_device(device_name)
     fit_split, eval_split = training_splits(dataset_cfg)
     fit_set = open_dataset(dataset_cfg, fit_split, seed)
     eval_set = open_dataset(dataset_cfg, eval_split, seed)
-    settings = model_cfg["train"]
-    workers = dataset_cfg.get("workers", 0)
+    workers = dataset_cfg["workers"]
     channels = fit_set.image_shape[0]
 
     module = build_architecture(model_cfg, channels, fit_set.num_classes).to(device)
@@ -157,14 +155,13 @@ def train_embedded(
     def normalize(pixels: torch.Tensor) -> torch.Tensor:
         return (pixels - mean_t) / std_t
 
-    epochs = settings["epochs"]
     log.info(
         "training %s on %d images (%s split), %d classes, %d epochs, device %s",
-        model_cfg.get("kind"),
+        model_cfg["kind"],
         len(fit_set),
         fit_split,
         fit_set.num_classes,
-        epochs,
+        settings.epochs,
         device,
     )
     metrics = fit_and_test(

@@ -21,10 +21,13 @@ validate(config, "../schemas/config.schema.yaml")
 from facetviz.config import check_run_config  # noqa: E402
 from facetviz.errors import ConfigError  # noqa: E402
 from facetviz.models import missing_weights_message, weights_file  # noqa: E402
+from facetviz.synthesis import methods as synthesis_methods  # noqa: E402
 
 try:
     NEURONS = {neuron["name"]: neuron for neuron in check_run_config(config)}
     WEIGHTS = weights_file(config["model"])
+    # imports synthesis.plugins, so that their methods are known from here on
+    synthesis_methods.check_synthesis(config["synthesis"])
 except ConfigError as err:
     raise WorkflowError(f"Invalid config: {err}") from None
 if WEIGHTS is not None and not WEIGHTS.exists():
@@ -52,6 +55,20 @@ CLASS_UNITS = [name for name, neuron in NEURONS.items() if neuron.get("select") 
 HIDDEN_UNITS = [name for name in NEURONS if name not in CLASS_UNITS]
 # Jobs that use the model ask the scheduler for a GPU only when the run is set to CUDA.
 GPU = {"gpu": 1} if str(config["device"]).startswith("cuda") else {}
+
+# The oracle (rule oracle) measures synthesized images. oracle.enabled null (auto): only where
+# every image has a fine label of its own dataset, i.e. Fashion-MNIST; true also trains one on
+# an ImageFolder's folders.
+ORACLE_ENABLED = (
+    config["dataset"]["kind"] == "fashion_mnist"
+    if config["oracle"]["enabled"] is None
+    else config["oracle"]["enabled"]
+)
+ORACLE_MODEL = f"{RESULTS}/oracle/oracle.pt"
+# Quality of every method's images of the class units, judged by the oracle.
+SYNTHESIS_METRICS = (
+    f"{RESULTS}/synthesis/metrics.json" if ORACLE_ENABLED and CLASS_UNITS else None
+)
 
 
 wildcard_constraints:
@@ -97,11 +114,26 @@ def image_dirs(neurons, methods=METHODS):
 
 
 def synthesis_settings(method):
-    """What a synthesis job depends on: the shared settings and its own method's only."""
+    """What a synthesis job depends on: the shared settings and its own method's only (and
+    the plugin module that defines it, if any, which the job imports)."""
     shared = ("steps_scale", "batch_size", "mixed_precision")
     synthesis = {key: config["synthesis"][key] for key in shared}
     synthesis[method] = config["synthesis"].get(method, {})
+    plugin = synthesis_methods.is_plugin(method)
+    synthesis["plugins"] = [synthesis_methods.method_class(method).__module__] if plugin else []
     return synthesis
+
+
+def method_inputs(wildcards):
+    """The extra files a method declares (`Method.inputs`), by name, under results/<run>/."""
+    declared = synthesis_methods.method_class(wildcards.method).inputs
+    return {name: f"{RESULTS}/{path}" for name, path in declared.items()}
+
+
+def method_input_args(wildcards, input):
+    """`--input NAME=PATH` for each of the method's extra inputs."""
+    names = synthesis_methods.method_class(wildcards.method).inputs
+    return " ".join(f"--input {name}={input[name]}" for name in names)
 
 
 def target_layers():
@@ -115,7 +147,7 @@ def final_outputs():
     outputs = expand(f"{RESULTS}/figures/{{figure}}{{ext}}", figure=figures, ext=[".png", ".pdf"])
     outputs += expand(f"{RESULTS}/synthesis/{{method}}/{{batch}}", method=METHODS, batch=BATCHES)
     outputs += [f"{RESULTS}/facets/table.csv", f"{RESULTS}/index.html"]
-    if SYNTHESIS_METRICS:  # set in synthesize.smk
+    if SYNTHESIS_METRICS:
         outputs.append(SYNTHESIS_METRICS)
     if TRAINS_MODEL:
         outputs.append(f"{RESULTS}/model/metrics.json")

@@ -1,15 +1,6 @@
 # Train the oracle: an independent fine-class classifier that measures synthesized images.
 # It is not part of final_outputs by itself: rules that measure images take ORACLE_MODEL as
-# input where ORACLE_ENABLED.
-
-# oracle.enabled null (auto): only where every image has a fine label of its own dataset,
-# i.e. Fashion-MNIST; true also trains one on an ImageFolder's folders.
-ORACLE_ENABLED = (
-    config["dataset"]["kind"] == "fashion_mnist"
-    if config["oracle"]["enabled"] is None
-    else config["oracle"]["enabled"]
-)
-ORACLE_MODEL = f"{RESULTS}/oracle/oracle.pt"
+# input where ORACLE_ENABLED (common.smk).
 ORACLE_METRICS = f"{RESULTS}/oracle/metrics.json"
 
 # What the oracle depends on: not the run's label_map, split or max_images, nor oracle.enabled.

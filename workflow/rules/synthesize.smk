@@ -4,6 +4,8 @@
 
 rule synthesize:
     input:
+        # a method's extra inputs (Method.inputs, e.g. a generator), passed as --input NAME=PATH
+        unpack(method_inputs),
         facets=lambda wildcards: expand(
             f"{RESULTS}/facets/{{neuron}}.h5", neuron=BATCHES[wildcards.batch]
         ),
@@ -18,6 +20,7 @@ rule synthesize:
             synthesis=synthesis_settings(wildcards.method),
             neurons=BATCHES[wildcards.batch],
         ),
+        inputs=method_input_args,
     log:
         f"{LOGS}/synthesis/{{method}}/{{batch}}.log",
     threads: 1
@@ -25,14 +28,11 @@ rule synthesize:
         **GPU,
     shell:
         "python -m facetviz synthesize --threads {threads} --settings {params.settings:q}"
-        " --weights '{input.weights}' --facets {input.facets} --out-dir {output} > {log} 2>&1"
+        " --weights '{input.weights}' --facets {input.facets} {params.inputs}"
+        " --out-dir {output} > {log} 2>&1"
 
 
 # Quality of every method's images of the class units, judged by the independent oracle.
-SYNTHESIS_METRICS = (
-    f"{RESULTS}/synthesis/metrics.json" if ORACLE_ENABLED and CLASS_UNITS else None
-)
-
 
 rule synthesis_metrics:
     input:

@@ -1,35 +1,25 @@
-"""One synthesis job: every facet of a batch of neurons optimized with one method as one tensor,
-each image with its own objective, written per neuron as PNGs + HDF5."""
+"""One synthesis job: every facet of a batch of neurons optimized by one method as one tensor,
+each image with its own objective and seed, written per neuron as a `SynthesisRecord`."""
 
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
-import h5py
 import numpy as np
 import torch
-from PIL import Image
 
-from facetviz.facets import read_facets
+from facetviz.errors import FacetvizError
+from facetviz.facet_record import FacetRecord
 from facetviz.io import atomic_path
-from facetviz.models import Network
 from facetviz.progress import log
-from facetviz.synthesis.methods import Task, method_settings, run_method
-from facetviz.synthesis.objectives import Unit, batch_objective
+from facetviz.synthesis.methods import Method, Task
+from facetviz.synthesis.objectives import Forward, Unit, units
+from facetviz.synthesis.record import SynthesisRecord
+from facetviz.synthesis.render import Result
 
-
-def to_pil(image: np.ndarray) -> Image.Image:
-    """[C, H, W] in [0, 1] -> an 8-bit grayscale or RGB image."""
-    array = np.clip(np.rint(image * 255), 0, 255).astype(np.uint8)
-    return (
-        Image.fromarray(array[0], "L")
-        if array.shape[0] == 1
-        else Image.fromarray(array.transpose(1, 2, 0), "RGB")
-    )
+Activations = dict[str, dict[str, list[float]]]
 
 
 def image_seed(seed: int, neuron: str, facet: int) -> int:
@@ -39,148 +29,140 @@ def image_seed(seed: int, neuron: str, facet: int) -> int:
     return int.from_bytes(digest[:7], "little")
 
 
-def _chunks(sizes: Sequence[int], batch_size: int) -> list[list[int]]:
+def chunks(sizes: Sequence[int], batch_size: int) -> list[list[int]]:
     """Consecutive neurons grouped so that a group has at most `batch_size` images (a neuron's
     images stay together: the diversity term compares them)."""
-    chunks: list[list[int]] = [[]]
+    groups: list[list[int]] = [[]]
     images = 0
     for neuron, size in enumerate(sizes):
-        if chunks[-1] and images + size > batch_size:
-            chunks.append([])
+        if groups[-1] and images + size > batch_size:
+            groups.append([])
             images = 0
-        chunks[-1].append(neuron)
+        groups[-1].append(neuron)
         images += size
-    return chunks
+    return groups
+
+
+def build_task(
+    facets: Sequence[FacetRecord], seed: int, facet_layer: str, device: torch.device | str
+) -> Task:
+    """The task of these neurons' facets, in order, every image with its own generator."""
+    units_, seeds, class_units, groups, scales = [], [], [], [], []
+    for facet in facets:
+        neuron, count, start = facet.neuron, facet.facet_count, len(units_)
+        units_ += [Unit(neuron.layer, neuron.unit, neuron.spatial)] * count
+        seeds += [image_seed(seed, neuron.name, index) for index in range(count)]
+        class_units += [neuron.is_class_unit] * count
+        scales += [facet.unit_scale()] * count
+        groups.append(slice(start, start + count))
+
+    def stacked(arrays: list[np.ndarray]) -> torch.Tensor:
+        return torch.from_numpy(np.concatenate(arrays)).to(device)
+
+    return Task(
+        units=units_,
+        mean_images=stacked([f.mean_images for f in facets]),
+        groups=groups,
+        generators=[torch.Generator().manual_seed(s) for s in seeds],
+        facet_layer=facet_layer,
+        class_units=class_units,
+        centroid_codes=stacked([f.code_centroids for f in facets]),
+        unit_scales=torch.tensor(scales, dtype=torch.float32, device=device),
+    )
 
 
 def synthesize_batch(
-    network: Network,
+    method: Method,
     facets_paths: Sequence[str | Path],
-    method: str,
-    settings: dict[str, Any],
+    facet_layer: str,
     seed: int,
     out_dir: str | Path,
+    batch_size: int = 256,
     device: torch.device | str = "cpu",
-) -> dict[str, dict[str, list[float]]]:
+) -> Activations:
     """Synthesize every facet of the given neurons with `method`; write `out_dir/<neuron>/`.
 
-    `settings` is the config's `synthesis` section plus `facet_layer`. Images are optimized
-    `batch_size` at a time; each image has its own seed, so its result does not depend on the
-    neurons it shares a job or a batch with.
+    Images are optimized `batch_size` at a time; each image has its own seed, so its random
+    draws do not depend on the neurons it shares a job or a batch with.
     """
-    method_cfg = method_settings(method, settings.get(method))
-    facets = [read_facets(path) for path in facets_paths]
+    facets = [FacetRecord.read(path) for path in facets_paths]
+    network = method.context.network
     network.to(device).module.eval()
     for parameter in network.module.parameters():
-        parameter.requires_grad_(False)  # gradients are for the pixels only
-    results: dict[str, dict[str, list[float]]] = {}
+        parameter.requires_grad_(False)  # gradients are for the images (or codes) only
+    results: Activations = {}
     with atomic_path(out_dir) as tmp:
         tmp.mkdir()
-        sizes = [len(f["mean_images"]) for f in facets]
-        for chunk in _chunks(sizes, settings.get("batch_size", 256)):
-            results.update(
-                _synthesize_chunk(
-                    network, [facets[i] for i in chunk], method, method_cfg, settings, seed,
-                    tmp, device,
-                )
-            )  # fmt: skip
+        for chunk in chunks([f.facet_count for f in facets], batch_size):
+            part = [facets[i] for i in chunk]
+            task = build_task(part, seed, facet_layer, device)
+            log.info(
+                "%s: %d facet images of %d neurons (%s) as one batch on %s",
+                method.name,
+                len(task.units),
+                len(part),
+                ", ".join(f.neuron.name for f in part),
+                device,
+            )
+            result, start = method.run(task)
+            check_finite(result, part, task, method.name)
+            results.update(write_results(method, part, task, result, start, tmp))
     return results
 
 
-def _facet_anchors(
-    facets: list[dict[str, Any]], device: torch.device | str
-) -> tuple[torch.Tensor | None, torch.Tensor]:
-    """For mfv's facet-keeping term: each image's facet centroid code (None where a facet file
-    predates code_centroids; the term says so) and its unit's mean activation over the images
-    that were clustered."""
-    scales = [
-        np.full(len(f["mean_images"]), f["unit_values"][f["assignment"] >= 0].mean())
-        for f in facets
-    ]
-    unit_scales = torch.from_numpy(np.concatenate(scales).astype(np.float32)).to(device)
-    if any("code_centroids" not in facet for facet in facets):
-        return None, unit_scales
-    codes = torch.from_numpy(np.concatenate([f["code_centroids"] for f in facets]))
-    return codes.to(device), unit_scales
+def check_finite(result: Result, facets: Sequence[FacetRecord], task: Task, method: str) -> None:
+    """Refuse a result with NaN or Inf (a model that overflows, a custom module): no image of
+    such a job is written, and the error names the neuron, the facet, the method and the step."""
+    bad = result.first_nonfinite()
+    if bad is None:
+        return
+    image, step = bad
+    position = next(i for i, group in enumerate(task.groups) if group.start <= image < group.stop)
+    facet = image - task.groups[position].start
+    when = "in the final image" if step >= len(result.trace) else f"at step {step}"
+    raise FacetvizError(
+        f"{method}: neuron {facets[position].neuron.name}, facet {facet}: the objective or the "
+        f"image became non-finite (NaN or Inf) {when}. No image of this job was written. Check "
+        "the model for overflow (e.g. synthesis.mixed_precision on CUDA) or lower the method's "
+        "step size or learning rate."
+    )
 
 
-def _synthesize_chunk(
-    network: Network,
-    facets: list[dict[str, Any]],
-    method: str,
-    method_cfg: dict[str, Any],
-    settings: dict[str, Any],
-    seed: int,
+def write_results(
+    method: Method,
+    facets: Sequence[FacetRecord],
+    task: Task,
+    result: Result,
+    start: torch.Tensor,
     out_dir: Path,
-    device: torch.device | str,
-) -> dict[str, dict[str, list[float]]]:
-    units, groups, seeds, class_units, start = [], [], [], [], 0
-    for facet in facets:
-        neuron = facet["neuron"]
-        count = len(facet["mean_images"])
-        units += [Unit(neuron["layer"], neuron["unit"], neuron.get("spatial", "center"))] * count
-        seeds += [image_seed(seed, neuron["name"], index) for index in range(count)]
-        class_units += [neuron.get("select") == "label"] * count
-        groups.append(slice(start, start + count))
-        start += count
-    facet_codes, unit_scales = _facet_anchors(facets, device)
-    task = Task(
-        units=units,
-        mean_images=torch.from_numpy(np.concatenate([f["mean_images"] for f in facets])).to(device),
-        groups=groups,
-        generators=[torch.Generator().manual_seed(s) for s in seeds],
-        facet_layer=settings["facet_layer"],
-        class_units=class_units,
-        facet_codes=facet_codes,
-        unit_scales=unit_scales,
-    )
-    names = [f["neuron"]["name"] for f in facets]
-    log.info(
-        "%s: %d facet images of %d neurons (%s) as one batch on %s",
-        method,
-        len(units),
-        len(facets),
-        ", ".join(names),
-        device,
-    )
-    result, start_images = run_method(
-        method,
-        network,
-        task,
-        method_cfg,
-        settings.get("steps_scale", 1.0),
-        bool(settings.get("mixed_precision", False)),
-    )
-    activation = batch_objective(network, units)
+) -> Activations:
+    """One `SynthesisRecord` per neuron under `out_dir`; returns the activations per neuron."""
+    forward, objective = Forward(method.context.network), units(task.units)
     with torch.no_grad():
-        start_values = activation(start_images).cpu().numpy()
-        final_values = activation(result.images).cpu().numpy()
-    images = result.images.cpu().numpy()
-    starts = start_images.cpu().numpy()
-    trace = result.trace.numpy()
-    results = {}
-    for facet, group, name in zip(facets, groups, names, strict=True):
-        folder = out_dir / name
-        folder.mkdir()
-        for index, image in enumerate(images[group]):
-            to_pil(image).save(folder / f"facet_{index:02d}.png")
-        with h5py.File(folder / "images.h5", "w") as out:
-            out["images"] = images[group]
-            out["init"] = starts[group]
-            out["trace"] = trace[:, group]
-            out["activation_init"] = start_values[group]
-            out["activation_final"] = final_values[group]
-            out.attrs["method"] = method
-            out.attrs["neuron"] = json.dumps(facet["neuron"])
+        start_values = forward(objective, start).cpu().numpy()
+        final_values = forward(objective, result.images).cpu().numpy()
+    images, starts, trace = result.images.cpu().numpy(), start.cpu().numpy(), result.trace.numpy()
+    activations: Activations = {}
+    for facet, group in zip(facets, task.groups, strict=True):
+        name = facet.neuron.name
+        SynthesisRecord(
+            method=method.name,
+            neuron=facet.neuron,
+            images=images[group],
+            init=starts[group],
+            trace=trace[:, group],
+            activation_init=start_values[group],
+            activation_final=final_values[group],
+        ).write(out_dir / name)
         log.info(
             "%s %s: activation at start %s -> after synthesis %s",
-            method,
+            method.name,
             name,
             " ".join(f"{v:.2f}" for v in start_values[group]),
             " ".join(f"{v:.2f}" for v in final_values[group]),
         )
-        results[name] = {
+        activations[name] = {
             "activation_init": start_values[group].tolist(),
             "activation_final": final_values[group].tolist(),
         }
-    return results
+    return activations

@@ -1,17 +1,35 @@
 """Image parameterizations: what the optimizer updates, and how it becomes an image in [0, 1].
 
+Each has `start`, the images it begins from. `Pixels` are updated directly (plain, hand);
+`Canvas` is the paper's upscaled canvas that centre-biased crops are cut from (mfv, cbr);
 `FourierImage` is the Fourier-basis, decorrelated-colour parameterization of Olah et al. (2017,
 "Feature Visualization"): the optimizer moves the coefficients of a spectrum whose amplitudes
 fall off as 1/frequency, so a gradient step changes every frequency about equally in the
-image's natural statistics instead of mostly adding high-frequency noise. The other methods
-update pixels directly (`synthesis.render`).
+image's natural statistics instead of mostly adding high-frequency noise.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
+
+
+@dataclass(frozen=True)
+class Pixels:
+    """Images optimized pixel by pixel, from `start` [B, C, H, W] in [0, 1]."""
+
+    start: torch.Tensor
+
+
+@dataclass(frozen=True)
+class Canvas:
+    """The paper's canvas: `start` resized to a canvas larger than the input (Caffe's 256 px
+    for a 227 px crop), upscaled between octaves; each step optimizes a crop of it."""
+
+    start: torch.Tensor
+
 
 # Square root of the colour covariance of ImageNet pixels (RGB; from its eigendecomposition, as
 # documented by Lucid). Mapping independent channels through it gives natural colour statistics.
@@ -84,6 +102,11 @@ class FourierImage(torch.nn.Module):
         self.register_buffer(
             "color", _normalized_color_correlation() if channels == 3 else torch.empty(0)
         )
+
+    @property
+    def start(self) -> torch.Tensor:
+        with torch.no_grad():
+            return self()
 
     def forward(self) -> torch.Tensor:
         coefficients = torch.view_as_complex(self.spectrum) * self.scale

@@ -1,17 +1,11 @@
-"""Image priors used as penalties or smoothing steps."""
+"""The TV prior as a smoothing step: a batched proximal total-variation operator, and the
+mapping of the paper's `denoise_tv_bregman` weights to its strength."""
 
 from __future__ import annotations
 
 import math
 
 import torch
-
-
-def total_variation(images: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
-    """Isotropic total variation per image [B], smoothed by `eps` so it is differentiable."""
-    dy = images[..., 1:, :-1] - images[..., :-1, :-1]
-    dx = images[..., :-1, 1:] - images[..., :-1, :-1]
-    return torch.sqrt(dx.square() + dy.square() + eps).flatten(1).sum(1)
 
 
 def bregman_strength(weight: float, pixel_scale: float = 255.0) -> float:
@@ -127,14 +121,3 @@ def tv_denoise(
         if tolerance is not None and not bool(active.any()):
             break
     return torch.addcmul(f, lam, _divergence_into(px, py, u)).to(images.dtype)
-
-
-def facet_distance(codes: torch.Tensor, centroids: torch.Tensor) -> torch.Tensor:
-    """Cosine distance [B] of each image's facet-layer code to its facet's centroid code.
-
-    Cosine, not Euclidean: maximizing a unit scales the code up, which is not leaving the facet;
-    turning it towards another facet's direction is.
-    """
-    return 1 - torch.nn.functional.cosine_similarity(
-        codes.flatten(1).float(), centroids.flatten(1).float(), dim=1
-    )

@@ -7,8 +7,10 @@
 - `parameterized_ascent`: Adam on an image parameterization seen through random transforms
   (Olah et al. 2017).
 
-All return `Result`: the images at the model's input size, pixels in [0, 1], and the trace of
-what was maximized at each step (per image).
+Each takes a `Forward` (the network, run once per step under a capture of the objective's
+layers) and the objective to maximize. All return `Result`: the images at the model's input
+size, pixels in [0, 1], and the trace of what was maximized at each step (per image). The trace
+stays on the device until the loop ends: nothing waits for the GPU inside a loop.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from dataclasses import dataclass
 import torch
 
 from facetviz.progress import Progress
+from facetviz.synthesis.objectives import Forward, Objective
+from facetviz.synthesis.param import Canvas, Pixels
 from facetviz.synthesis.regularizers import bregman_strength, tv_denoise
 from facetviz.synthesis.schedules import PAPER_SIZE, Octave, canvas_size, interpolate
 from facetviz.synthesis.transforms import (
@@ -31,7 +35,6 @@ from facetviz.synthesis.transforms import (
     resize,
 )
 
-Objective = Callable[[torch.Tensor], torch.Tensor]
 PIXEL_SCALE = 255.0  # the paper's step sizes and TV weights are for 0-255 pixels
 
 
@@ -39,6 +42,18 @@ PIXEL_SCALE = 255.0  # the paper's step sizes and TV weights are for 0-255 pixel
 class Result:
     images: torch.Tensor  # [B, C, H, W] at the model's input size
     trace: torch.Tensor  # [steps, B] on the CPU
+
+    def first_nonfinite(self) -> tuple[int, int] | None:
+        """(image, step) of the earliest non-finite value of what was maximized, or of a final
+        image with non-finite pixels (step = len(trace)); None when all is finite."""
+        bad = ~torch.isfinite(self.trace)
+        if bad.any():
+            step, image = (int(i) for i in torch.nonzero(bad)[0])
+            return image, step
+        pixels = ~torch.isfinite(self.images.detach().flatten(1)).all(1)
+        if pixels.any():
+            return int(torch.nonzero(pixels)[0, 0]), len(self.trace)
+        return None
 
 
 def per_image_mean_abs(tensor: torch.Tensor) -> torch.Tensor:
@@ -56,30 +71,33 @@ def tv_strength(bregman_weight: float, size: int) -> float:
     return bregman_strength(bregman_weight, PIXEL_SCALE) * size / PAPER_SIZE
 
 
-def _gradient(objective: Objective, pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def _gradient(
+    forward: Forward, objective: Objective, pixels: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
     pixels = pixels.detach().requires_grad_(True)
-    values = objective(pixels)
+    values = forward(objective, pixels)
     (gradient,) = torch.autograd.grad(values.sum(), pixels)
     return values.detach(), gradient
 
 
 def octave_ascent(
+    forward: Forward,
     objectives: Mapping[str, Objective],
-    init: torch.Tensor,
+    start: Canvas,
     octaves: list[Octave],
     size: int,
     generators: Generators,
     tv_iterations: int = 20,
     name: str = "synthesis",
 ) -> Result:
-    """The paper's schedule from `init` (any size; resized to the starting canvas).
+    """The paper's schedule from `start` (any size; resized to the starting canvas).
 
-    `objectives` maps an octave's objective kind ("activation", "probability") to the batch
+    `objectives` maps an octave's objective kind ("activation", "probability") to the
     objective to maximize in that octave.
     """
-    canvas = resize(init.detach().clamp(0, 1), canvas_size(size)).contiguous()
+    canvas = resize(start.start.detach().clamp(0, 1), canvas_size(size)).contiguous()
     total = sum(octave.steps for octave in octaves)
-    trace = torch.empty(total, len(canvas))
+    trace = torch.empty(total, len(canvas), device=canvas.device)
     progress = Progress(name, total, "steps")
     done = 0
     for octave in octaves:
@@ -92,7 +110,7 @@ def octave_ascent(
             offsets = centre_biased_offsets(
                 canvas.shape[-1], size, octave.window, generators, len(canvas)
             )
-            values, gradient = _gradient(objective, crop(canvas, offsets, size))
+            values, gradient = _gradient(forward, objective, crop(canvas, offsets, size))
             if octave.margin > 0:  # only the crop's centre moves
                 keep = torch.zeros_like(gradient)
                 m = octave.margin
@@ -104,15 +122,16 @@ def octave_ascent(
                 canvas.clamp_(0, 1)
                 weight = interpolate(octave.tv_weight, step, octave.steps)
                 canvas = tv_denoise(canvas, tv_strength(weight, size), tv_iterations)
-            trace[done] = values.float().cpu()
+            trace[done] = values.float()
             done += 1
             progress.update(1)
-    return Result(resize(canvas, size).detach(), trace)
+    return Result(resize(canvas, size).detach(), trace.cpu())
 
 
 def decay_ascent(
+    forward: Forward,
     objective: Objective,
-    init: torch.Tensor,
+    start: Pixels,
     steps: int,
     step_size: float,
     decay: float,
@@ -130,11 +149,11 @@ def decay_ascent(
     `blur_sigma` px; pixels whose norm (over channels, from gray) is below the
     `clip_percentile` of the image are reset to gray.
     """
-    images = init.detach().clone().clamp(0, 1)
-    trace = torch.empty(steps, len(images))
+    images = start.start.detach().clone().clamp(0, 1)
+    trace = torch.empty(steps, len(images), device=images.device)
     progress = Progress(name, steps, "steps")
     for step in range(steps):
-        values, gradient = _gradient(objective, jitter(images, jitter_pixels, generators))
+        values, gradient = _gradient(forward, objective, jitter(images, jitter_pixels, generators))
         with torch.no_grad():
             images = images + step_size * gradient / per_image_mean_abs(gradient)
             images = 0.5 + (1 - decay) * (images - 0.5)
@@ -145,12 +164,13 @@ def decay_ascent(
                 cut = torch.quantile(norm.flatten(1), clip_percentile / 100, dim=1)
                 images = torch.where(norm < cut.view(-1, 1, 1, 1), 0.5, images)
             images = images.clamp(0, 1)
-        trace[step] = values.float().cpu()
+        trace[step] = values.float()
         progress.update(1)
-    return Result(images.detach(), trace)
+    return Result(images.detach(), trace.cpu())
 
 
 def parameterized_ascent(
+    forward: Forward,
     objective: Objective,
     parameterization: torch.nn.Module,
     steps: int,
@@ -160,16 +180,17 @@ def parameterized_ascent(
 ) -> Result:
     """Adam on the parameters of `parameterization`, whose forward() gives the images."""
     optimizer = torch.optim.Adam(parameterization.parameters(), lr=learning_rate)
-    trace = torch.empty(steps, 0)
+    trace: torch.Tensor | None = None
     progress = Progress(name, steps, "steps")
     for step in range(steps):
         optimizer.zero_grad(set_to_none=True)
-        values = objective(transform(parameterization()))
+        values = forward(objective, transform(parameterization()))
         (-values.sum()).backward()
         optimizer.step()
-        if step == 0:
-            trace = torch.empty(steps, len(values))
-        trace[step] = values.detach().float().cpu()
+        if trace is None:
+            trace = torch.empty(steps, len(values), device=values.device)
+        trace[step] = values.detach().float()
         progress.update(1)
     with torch.no_grad():
-        return Result(parameterization().detach(), trace)
+        images = parameterization().detach()
+    return Result(images, trace.cpu() if trace is not None else torch.empty(0, len(images)))

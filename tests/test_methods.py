@@ -1,0 +1,315 @@
+"""The synthesis methods: each one's behaviour, their registry, settings and plug-ins."""
+
+from __future__ import annotations
+
+import re
+import sys
+from dataclasses import dataclass, fields
+
+import pytest
+import torch
+import yaml
+from conftest import REPO, make_task
+
+from facetviz.errors import ConfigError
+from facetviz.models import Network, capture
+from facetviz.synthesis import methods
+from facetviz.synthesis.methods import Context, Method, Task
+from facetviz.synthesis.objectives import Forward, Unit, facet_distance, units
+
+
+def run(method: str, network: Network, task: Task, steps_scale: float, **settings):
+    """`method` with its defaults and `settings`, on `task`: (result, start images)."""
+    cls = methods.method_class(method)
+    instance = cls(methods.method_settings(method, settings), Context(network, steps_scale))
+    return instance.run(task)
+
+
+def codes(network: Network, images: torch.Tensor) -> torch.Tensor:
+    with capture(network.module, ["classifier.3"]) as out, torch.no_grad():
+        network(images)
+    return out["classifier.3"].flatten(1)
+
+
+@pytest.mark.parametrize("method", methods.BUILT_IN)
+def test_every_method_raises_activation_and_is_reproducible(
+    random_network: Network, method: str
+) -> None:
+    task = make_task()
+    result, start = run(method, random_network, task, 0.04)
+    assert result.images.shape == task.mean_images.shape
+    assert result.images.min() >= 0 and result.images.max() <= 1
+    objective, forward = units(task.units), Forward(random_network)
+    with torch.no_grad():
+        gain = forward(objective, result.images) - forward(objective, start)
+    assert (gain > 0).float().mean() >= 0.75, gain  # a few steps: most images improve
+    again, _ = run(method, random_network, make_task(), 0.04)
+    assert torch.equal(result.images, again.images)
+    other, _ = run(method, random_network, make_task(seed=1), 0.04)
+    if method != "mfv":  # mfv from the mean image still differs by its jitter draws
+        assert not torch.equal(result.images, other.images)
+
+
+def test_mfv_starts_from_the_mean_images_and_cbr_from_gray(random_network: Network) -> None:
+    task = make_task()
+    _, start = run("mfv", random_network, task, 0.01)
+    assert torch.equal(start, task.mean_images)
+    _, gray = run("cbr", random_network, make_task(), 0.01)
+    assert abs(float(gray.mean()) - 175 / 255) < 0.01 and 0.02 < float(gray.std()) < 0.05
+
+
+def test_diversity_term_spreads_a_units_images(random_network: Network) -> None:
+    """The same unit and start for 4 images: with the term their codes end up less alike."""
+
+    def similarity(images: torch.Tensor) -> float:
+        normed = torch.nn.functional.normalize(codes(random_network, images), dim=1)
+        pairs = normed @ normed.T
+        return float((pairs.sum() - pairs.diagonal().sum()) / 12)
+
+    def task() -> Task:
+        base = make_task()
+        return Task([Unit("classifier.5", 1)] * 4, torch.rand(4, 1, 28, 28), [slice(0, 4)],
+                    base.generators, "classifier.3", [True] * 4, base.centroid_codes,
+                    base.unit_scales)  # fmt: skip
+
+    plain, _ = run("fourier", random_network, task(), 1.0, steps=40)
+    diverse, _ = run("diversity", random_network, task(), 1.0, steps=40, weight=50.0)
+    assert similarity(diverse.images) < similarity(plain.images)
+
+
+def test_cbr_probability_octaves_apply_to_class_units_only(random_network: Network) -> None:
+    """A hidden unit has no class distribution: it keeps its activation in every octave."""
+    task = make_task()  # images 0, 1: a class unit; 2, 3: a conv unit
+    cbr = methods.method_class("cbr")(methods.method_settings("cbr", {}), Context(random_network))
+    objective = cbr.objective(task)["probability"]
+    expected = units([u.as_kind("probability") for u in task.units[:2]] + list(task.units[2:]))
+    forward = Forward(random_network)
+    with torch.no_grad():
+        torch.testing.assert_close(
+            forward(objective, task.mean_images), forward(expected, task.mean_images)
+        )
+
+
+def test_facet_keeping_term_pulls_the_code_towards_the_centroid(random_network: Network) -> None:
+    """Centroids taken from other images: with the term the codes end nearer them."""
+    other = codes(random_network, make_task().mean_images.roll(1, 0))
+
+    def distance(images: torch.Tensor) -> float:
+        outputs = {"classifier.3": codes(random_network, images)}
+        return float(facet_distance("classifier.3", other)(outputs).mean())
+
+    paper, _ = run("mfv", random_network, make_task(centroid_codes=other), 0.05)
+    kept, _ = run("mfv", random_network, make_task(centroid_codes=other), 0.05, facet_weight=50.0)
+    assert distance(kept.images) < distance(paper.images)
+    # the objective is the unit's minus the term: at the centroid's own image the term is zero
+    centred = make_task()
+    centred = make_task(centroid_codes=codes(random_network, centred.mean_images))
+    mfv = methods.method_class("mfv")(
+        methods.method_settings("mfv", {"facet_weight": 50.0}), Context(random_network)
+    )
+    forward = Forward(random_network)
+    with torch.no_grad():
+        torch.testing.assert_close(
+            forward(mfv.objective(centred)["activation"], centred.mean_images),
+            forward(units(centred.units), centred.mean_images),
+            atol=1e-4,
+            rtol=0,
+        )
+
+
+def test_facet_keeping_term_is_in_the_units_scale(random_network: Network) -> None:
+    """Scaling a unit's activation scale and the weight inversely gives the same images."""
+    other = codes(random_network, make_task().mean_images.roll(1, 0))
+
+    def images(weight: float, scale: float) -> torch.Tensor:
+        task = make_task(centroid_codes=other)
+        task = Task(*[getattr(task, f.name) for f in fields(Task)][:-1], torch.full((4,), scale))
+        return run("mfv", random_network, task, 0.02, facet_weight=weight)[0].images
+
+    torch.testing.assert_close(images(2.0, 5.0), images(5.0, 2.0))
+    assert not torch.equal(images(2.0, 5.0), images(2.0, 1.0))
+
+
+def test_facet_weight_zero_is_the_papers_mfv(random_network: Network) -> None:
+    """Weight 0 ignores the centroids: other centroids give the very same images."""
+    assert methods.method_settings("mfv", {}).facet_weight == 0.0
+    other = codes(random_network, make_task().mean_images.roll(1, 0))
+    with_other, _ = run("mfv", random_network, make_task(centroid_codes=other), 0.02)
+    default, _ = run("mfv", random_network, make_task(), 0.02)
+    assert torch.equal(with_other.images, default.images)
+
+
+# --- settings and the registry ----------------------------------------------------------------
+
+
+def test_unknown_method_or_setting_is_a_clear_error() -> None:
+    with pytest.raises(ConfigError, match="unknown method 'dream'.*synthesis.plugins"):
+        methods.method_settings("dream", None)
+    with pytest.raises(ConfigError, match=r"synthesis.hand: unknown setting\(s\) blur"):
+        methods.method_settings("hand", {"blur": 2})
+
+
+@pytest.mark.parametrize(
+    ("block", "message"),
+    [
+        ({"blur_every": -1}, r"synthesis.hand.blur_every: -1 is less than the minimum of 0"),
+        ({"steps": "many"}, r"synthesis.hand.steps: 'many' is not of type 'integer'"),
+        ({"step_size": 0}, r"synthesis.hand.step_size: 0 is less than or equal to the minimum"),
+        ({"clip_percentile": 120}, r"synthesis.hand.clip_percentile: 120 is greater than"),
+    ],
+)
+def test_method_settings_are_validated_by_their_class(block: dict, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        methods.method_settings("hand", block)
+
+
+def test_settings_keep_their_declared_types() -> None:
+    settings = methods.method_settings("mfv", {"facet_weight": 3})
+    assert settings.facet_weight == 3.0 and isinstance(settings.facet_weight, float)
+    assert methods.method_settings("plain", {}) == methods.method_class("plain").Settings()
+
+
+def test_check_synthesis_resolves_methods_and_blocks() -> None:
+    synthesis = {"methods": ["mfv", "plain"], "plugins": [], "steps_scale": 1.0,
+                 "mfv": {"facet_weight": 2.0}, "hand": {"steps": 3}}  # fmt: skip
+    resolved = methods.check_synthesis(synthesis)
+    assert list(resolved) == ["mfv", "plain"] and resolved["mfv"].facet_weight == 2.0
+    with pytest.raises(ConfigError, match="synthesis.stepz: neither a setting"):
+        methods.check_synthesis({**synthesis, "stepz": {}})
+    with pytest.raises(ConfigError, match=r"synthesis.hand: unknown setting\(s\) step\b"):
+        methods.check_synthesis({**synthesis, "hand": {"step": 3}})
+
+
+def test_a_plugin_module_registers_a_method(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "lab_methods.py").write_text(PLUGIN)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(methods.base, "REGISTRY", dict(methods.REGISTRY))
+    methods.load_plugins(["lab_methods"])
+    assert methods.is_plugin("toy") and not methods.is_plugin("mfv")
+    assert methods.method_settings("toy", {"steps": 2}).steps == 2
+    with pytest.raises(ConfigError, match="cannot import 'no_such_lab'.*PYTHONPATH"):
+        methods.load_plugins(["no_such_lab"])
+    sys.modules.pop("lab_methods", None)
+
+
+def test_two_methods_of_one_name_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(methods.base, "REGISTRY", dict(methods.REGISTRY))
+
+    @dataclass(frozen=True)
+    class CopySettings:
+        steps: int = methods.setting(1, "steps")
+
+    class Copy(Method):
+        name, summary, Settings = "mfv", "another mfv", CopySettings
+
+    with pytest.raises(ConfigError, match="'mfv' is defined twice"):
+        methods.register(Copy)
+
+
+def method_table(path) -> dict[str, dict]:
+    """The rows of the Markdown table headed `| method | defaults |`: name -> defaults."""
+    table = path.read_text().split("| method | defaults |", 1)[1].split("\n\n", 1)[0]
+    rows = re.findall(r"^\| `([a-z_]+)` \| `(\{.*?\})` \|", table, re.M)
+    return {name: yaml.safe_load(defaults) for name, defaults in rows}
+
+
+def test_config_readme_lists_every_method_with_its_defaults() -> None:
+    documented = method_table(REPO / "config" / "README.md")
+    assert documented == {name: methods.defaults(methods.method_class(name).Settings)
+                          for name in methods.BUILT_IN}  # fmt: skip
+
+
+def test_readme_names_every_built_in_method() -> None:
+    text = (REPO / "README.md").read_text()
+    for name in methods.BUILT_IN:
+        assert f"| `{name}` |" in text, name
+
+
+PLUGIN = '''
+from dataclasses import dataclass
+
+from facetviz.synthesis.methods import Method, register, setting
+from facetviz.synthesis.objectives import units
+from facetviz.synthesis.param import Pixels
+from facetviz.synthesis.render import decay_ascent
+
+
+@dataclass(frozen=True)
+class Settings:
+    steps: int = setting(3, "gradient steps", minimum=1)
+    step_size: float = setting(0.05, "mean pixel change per step", exclusiveMinimum=0)
+
+
+@register
+class Toy(Method):
+    """A lab's own method: plain ascent from the facet's mean image."""
+
+    name = "toy"
+    summary = "ascent from the mean image"
+    Settings = Settings
+
+    def parameterization(self, task):
+        return Pixels(task.mean_images)
+
+    def objective(self, task):
+        return units(task.units)
+
+    def optimize(self, task, parameterization, objective):
+        return decay_ascent(self.context.forward, objective, parameterization,
+                            self.context.steps(self.settings.steps), self.settings.step_size,
+                            0.0, task.generators, name=self.label(task))
+'''
+
+
+def reordered(task: Task, order: list[int], groups: list[slice]) -> Task:
+    """`task`'s images in another order (each keeps its generator, unit and start)."""
+    pick = torch.tensor(order)
+    return Task(
+        [task.units[i] for i in order], task.mean_images[pick], groups,
+        [task.generators[i] for i in order], task.facet_layer,
+        [task.class_units[i] for i in order], task.centroid_codes[pick], task.unit_scales[pick],
+    )  # fmt: skip
+
+
+@pytest.mark.reproducibility
+@pytest.mark.parametrize("kernels", ["same", "other"])
+@pytest.mark.parametrize("order", [[0, 1, 2, 3], [2, 3, 0, 1]], ids=["first", "last"])
+def test_image_results_do_not_depend_on_batch_mates(
+    random_network: Network, threads: int, order: list[int], kernels: str
+) -> None:
+    """cbr on 4 images and on 2 of them alone, 12 steps.
+
+    Exactly equal: each image's start (gray + noise from its own generator) and its random
+    draws (every generator has made the same draws at the end). Not exactly equal: the
+    optimized floats. A convolution over 4 images and over 2 need not take the same kernel path
+    (batch size, thread count and the CPU's instruction set choose it), so sums differ in the
+    last bits, and normalized gradient steps with clipping and TV amplify that: a max pixel
+    difference of 0.011 after these 12 steps was seen on an AMD EPYC (AVX2, MKL). `other` runs
+    the batch with oneDNN's convolutions off, another kernel path on any machine: max pixel
+    difference 0.022, mean 4e-5, the unit's activation 0.03 % apart (measured 2026-12-01 at 1
+    and 2 threads). What a user reads must agree, with margin over that: the unit's final
+    activation within 2 %, the network's class the same, the mean pixel within 0.005.
+    """
+    settings = methods.method_settings("cbr", {})
+    cbr = methods.method_class("cbr")(settings, Context(random_network, 0.02))
+    alone = reordered(make_task(), [0, 1], [slice(0, 2)])
+    together = reordered(make_task(), order, [slice(0, 2), slice(2, 4)])
+    mates = [order.index(0), order.index(1)]
+    a, start_a = cbr.run(alone)
+    torch.backends.mkldnn.enabled = kernels == "same"
+    try:
+        b, start_b = cbr.run(together)
+    finally:
+        torch.backends.mkldnn.enabled = True
+    assert torch.equal(start_a, start_b[mates])
+    for g_alone, position in zip(alone.generators, mates, strict=True):
+        assert torch.equal(g_alone.get_state(), together.generators[position].get_state())
+    forward, objective = Forward(random_network), units(alone.units)
+    with torch.no_grad():
+        value_a = forward(objective, a.images)
+        value_b = forward(objective, b.images[mates])
+        classes_a = random_network(a.images).argmax(1)
+        classes_b = random_network(b.images[mates]).argmax(1)
+    torch.testing.assert_close(value_a, value_b, rtol=0.02, atol=0.0)
+    assert torch.equal(classes_a, classes_b)
+    assert (a.images - b.images[mates]).abs().mean() < 0.005
