@@ -40,7 +40,8 @@ def main() -> int:
     import torch
 
     from facetviz.models import load_network
-    from facetviz.synthesis.methods import Task, method_settings, run_method
+    from facetviz.synthesis import methods
+    from facetviz.synthesis.methods import Context, Task
     from facetviz.synthesis.objectives import Unit
 
     torch.set_num_threads(args.threads)
@@ -58,7 +59,10 @@ def main() -> int:
     ]
     units = [kinds[i * len(kinds) // args.images] for i in range(args.images)]
     starts = torch.rand(args.images, 1, 28, 28, generator=torch.Generator().manual_seed(0))
-    settings = method_settings(args.method, None)
+    method = methods.method_class(args.method)(
+        methods.method_settings(args.method, None), Context(network, args.steps_scale)
+    )
+    codes = torch.rand(args.images, 256, generator=torch.Generator().manual_seed(1))
 
     def task(rows: range) -> Task:
         return Task(
@@ -67,22 +71,16 @@ def main() -> int:
             groups=[slice(0, len(rows))],
             generators=[torch.Generator().manual_seed(i) for i in rows],
             facet_layer="classifier.3",
+            class_units=[units[i].layer == "classifier.5" for i in rows],
+            centroid_codes=codes[rows.start : rows.stop].to(args.device),
+            unit_scales=torch.ones(len(rows), device=args.device),
         )
 
     def batched() -> torch.Tensor:
-        return run_method(
-            args.method, network, task(range(args.images)), settings, args.steps_scale
-        )[0].images
+        return method.run(task(range(args.images)))[0].images
 
     def one_at_a_time() -> torch.Tensor:
-        return torch.cat(
-            [
-                run_method(args.method, network, task(range(i, i + 1)), settings, args.steps_scale)[
-                    0
-                ].images
-                for i in range(args.images)
-            ]
-        )
+        return torch.cat([method.run(task(range(i, i + 1)))[0].images for i in range(args.images)])
 
     import logging
 

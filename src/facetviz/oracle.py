@@ -118,14 +118,8 @@ def train_oracle(
     module = OracleNet(fit_set.image_shape[0], len(fine_names)).to(device)
     log.info(
         "training the oracle on %d images (%s split), %d fine classes, %d epochs, seed %d, "
-        "device %s",
-        len(fit_set),
-        fit_split,
-        len(fine_names),
-        settings.epochs,
-        oracle_seed,
-        device,
-    )
+        "device %s", len(fit_set), fit_split, len(fine_names), settings.epochs, oracle_seed, device,
+    )  # fmt: skip
     training = replace(TRAIN, epochs=settings.epochs)
     metrics = fit_and_test(
         module, module.normalize, fit_set, (eval_split, eval_set), training, cfg["workers"],
@@ -140,14 +134,10 @@ def train_oracle(
         metrics["seconds"],
     )
     _check_accuracy(metrics, settings.min_accuracy, eval_split)
-    meta = {
-        "kind": "oracle",
-        "classes": fine_names,
-        "input_shape": list(fit_set.image_shape),
-        "width": module.width,
-        "seed": oracle_seed,
-    }
-    save_checkpoint(checkpoint_path, module.cpu(), meta)
+    meta = {"kind": "oracle", "classes": fine_names, "input_shape": list(fit_set.image_shape)}
+    save_checkpoint(
+        checkpoint_path, module.cpu(), {**meta, "width": module.width, "seed": oracle_seed}
+    )
     write_json(metrics_path, metrics)
     return metrics
 

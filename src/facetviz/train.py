@@ -157,13 +157,8 @@ def train_embedded(
 
     log.info(
         "training %s on %d images (%s split), %d classes, %d epochs, device %s",
-        model_cfg["kind"],
-        len(fit_set),
-        fit_split,
-        fit_set.num_classes,
-        settings.epochs,
-        device,
-    )
+        model_cfg["kind"], len(fit_set), fit_split, fit_set.num_classes, settings.epochs, device,
+    )  # fmt: skip
     metrics = fit_and_test(
         module, normalize, fit_set, (eval_split, eval_set), settings, workers, device, generator
     )

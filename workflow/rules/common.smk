@@ -56,7 +56,7 @@ HIDDEN_UNITS = [name for name in NEURONS if name not in CLASS_UNITS]
 # Jobs that use the model ask the scheduler for a GPU only when the run is set to CUDA.
 GPU = {"gpu": 1} if str(config["device"]).startswith("cuda") else {}
 
-# The oracle (rule oracle) measures synthesized images. oracle.enabled null (auto): only where
+# The oracle (oracle.smk) measures synthesized images. oracle.enabled null (auto): only where
 # every image has a fine label of its own dataset, i.e. Fashion-MNIST; true also trains one on
 # an ImageFolder's folders.
 ORACLE_ENABLED = (

@@ -46,6 +46,20 @@ def _divergence_into(px: torch.Tensor, py: torch.Tensor, out: torch.Tensor) -> t
     return out
 
 
+def _per_image(strength: torch.Tensor | float, f: torch.Tensor) -> torch.Tensor:
+    """The strength as [B, 1, 1, 1] on the images' device. A number is checked on the host, so
+    the synthesis loops (which pass one each step) never wait for the device here."""
+    if isinstance(strength, (int, float)):
+        if strength < 0:
+            raise ValueError("strength must be >= 0")
+    elif (strength < 0).any():
+        raise ValueError("strength must be >= 0")
+    lam = torch.as_tensor(strength, dtype=f.dtype, device=f.device).reshape(-1)
+    if lam.numel() not in (1, len(f)):
+        raise ValueError(f"strength must be a scalar or have one value per image ({len(f)})")
+    return lam.expand(len(f)).reshape(-1, 1, 1, 1)
+
+
 @torch.no_grad()
 def tv_denoise(
     images: torch.Tensor,
@@ -70,14 +84,9 @@ def tv_denoise(
         raise ValueError(f"images must be [B, C, H, W], got shape {tuple(images.shape)}")
     if iterations < 0:
         raise ValueError(f"iterations must be >= 0, got {iterations}")
-    dtype = torch.promote_types(images.dtype, torch.float32)
-    f = images.to(dtype)
-    lam = torch.as_tensor(strength, dtype=dtype, device=f.device).reshape(-1)
-    if lam.numel() not in (1, len(f)):
-        raise ValueError(f"strength must be a scalar or have one value per image ({len(f)})")
-    if (lam < 0).any():
-        raise ValueError("strength must be >= 0")
-    lam = lam.expand(len(f)).reshape(-1, 1, 1, 1)
+    f = images.to(torch.promote_types(images.dtype, torch.float32))
+    lam = _per_image(strength, f)
+    dtype = f.dtype
     # Step 1/L with L = 8·lam² (‖∇‖² <= 8); the dual is rescaled by lam so the step is 1/(8·lam).
     # Strength 0 gets step 0: its dual stays 0 and it returns the input unchanged.
     step = torch.where(lam > 0, 1.0 / (8.0 * lam.clamp_min(torch.finfo(dtype).tiny)), 0.0)
