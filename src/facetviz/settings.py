@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
-from typing import Any, TypeVar
+from typing import Any, ClassVar, Self, TypeVar
 
 from facetviz.errors import FacetvizError
 
@@ -73,8 +73,19 @@ class Neuron:
         }
 
 
+class Section:
+    """A config section as typed settings; `section` names it in messages."""
+
+    section: ClassVar[str]
+
+    @classmethod
+    def from_config(cls, values: Mapping[str, Any]) -> Self:
+        return from_section(cls, values, cls.section)
+
+
 @dataclass(frozen=True)
-class FacetSettings:
+class FacetSettings(Section):
+    section = "facets"
     layer: str
     k: int
     m: int
@@ -87,54 +98,39 @@ class FacetSettings:
     compare_spaces: bool
     coverage_min_share: float
 
-    @classmethod
-    def from_config(cls, section: Mapping[str, Any]) -> FacetSettings:
-        return from_section(cls, section, "facets")
-
 
 @dataclass(frozen=True)
-class TrainSettings:
+class TrainSettings(Section):
+    section = "model.train"
     epochs: int
     batch_size: int
     lr: float
     weight_decay: float
 
-    @classmethod
-    def from_config(cls, section: Mapping[str, Any]) -> TrainSettings:
-        return from_section(cls, section, "model.train")
-
 
 @dataclass(frozen=True)
-class OracleSettings:
+class OracleSettings(Section):
+    section = "oracle"
     epochs: int
     seed_offset: int
     min_accuracy: float
     max_images: int | None
 
-    @classmethod
-    def from_config(cls, section: Mapping[str, Any]) -> OracleSettings:
-        return from_section(cls, section, "oracle")
-
 
 @dataclass(frozen=True)
-class SynthesisSettings:
+class SynthesisSettings(Section):
     """What every synthesis method shares; each method's own block is its settings class's."""
+
+    section = "synthesis"
 
     steps_scale: float
     batch_size: int
     mixed_precision: bool
 
-    @classmethod
-    def from_config(cls, section: Mapping[str, Any]) -> SynthesisSettings:
-        return from_section(cls, section, "synthesis")
-
 
 @dataclass(frozen=True)
-class FigureSettings:
+class FigureSettings(Section):
+    section = "figures"
     examples: int
     hidden_unit_facets: int
     max_rows: int
-
-    @classmethod
-    def from_config(cls, section: Mapping[str, Any]) -> FigureSettings:
-        return from_section(cls, section, "figures")

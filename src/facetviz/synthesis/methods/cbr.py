@@ -8,23 +8,12 @@ It shares mfv's loop and differs in its start and schedule.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 
-from facetviz.synthesis.methods.base import Task, register, setting
-from facetviz.synthesis.methods.mfv import Mfv, octave_objectives
+from facetviz.synthesis.methods.base import Task, register
+from facetviz.synthesis.methods.mfv import Mfv, OctaveSettings, octave_objectives
 from facetviz.synthesis.objectives import Objective
 from facetviz.synthesis.param import Canvas
 from facetviz.synthesis.schedules import CBR, CBR_GRAY, CBR_NOISE
-
-
-@dataclass(frozen=True)
-class Settings:
-    tv_iterations: int = setting(20, "iterations of the TV denoising step", minimum=1)
-    steps_scale: float = setting(
-        1.0,
-        "share of the paper's schedule to run (times synthesis.steps_scale)",
-        exclusiveMinimum=0,
-    )
 
 
 @register
@@ -34,7 +23,7 @@ class Cbr(Mfv):
         "the paper's centre-biased regularization from gray + noise (530 steps, first octaves "
         "on the softmax probability)"
     )
-    Settings = Settings
+    Settings = OctaveSettings
     schedule = CBR
 
     def parameterization(self, task: Task) -> Canvas:

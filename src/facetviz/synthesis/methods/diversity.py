@@ -5,16 +5,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from facetviz.synthesis.methods import fourier
 from facetviz.synthesis.methods.base import Task, register, setting
 from facetviz.synthesis.methods.fourier import Fourier
 from facetviz.synthesis.objectives import Objective, similarity, units
 
 
 @dataclass(frozen=True)
-class Settings:
-    steps: int = setting(512, "Adam steps", minimum=1)
-    learning_rate: float = setting(0.05, "Adam's learning rate", exclusiveMinimum=0)
-    decay_power: float = setting(1.0, "spectrum amplitudes fall off as 1/f^decay_power", minimum=0)
+class Settings(fourier.Settings):
     weight: float = setting(
         10.0, "weight of the similarity penalty between a unit's images", minimum=0
     )

@@ -6,14 +6,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from facetviz.synthesis.methods import plain
 from facetviz.synthesis.methods.base import register, setting
 from facetviz.synthesis.methods.plain import Plain
 
 
 @dataclass(frozen=True)
-class Settings:
+class Settings(plain.Settings):
     steps: int = setting(1000, "gradient steps", minimum=1)
-    step_size: float = setting(0.01, "mean pixel change per step on 0-1 pixels", exclusiveMinimum=0)
     decay: float = setting(0.0001, "L2 decay towards gray per step", minimum=0, maximum=1)
     blur_every: int = setting(4, "Gaussian blur every this many steps (0: never)", minimum=0)
     blur_sigma: float = setting(1.0, "blur std in pixels", minimum=0)
@@ -21,7 +21,6 @@ class Settings:
         10.0, "pixels of smaller norm (from gray) are reset to gray", minimum=0, maximum=100
     )
     jitter: int = setting(1, "random translation in pixels before each step", minimum=0)
-    noise: float = setting(0.1, "std of the gray + noise start", minimum=0)
 
 
 @register

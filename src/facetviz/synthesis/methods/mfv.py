@@ -21,13 +21,19 @@ from facetviz.synthesis.schedules import MFV, Octave, scaled
 
 
 @dataclass(frozen=True)
-class Settings:
+class OctaveSettings:
+    """What the paper's two methods share (cbr's settings)."""
+
     tv_iterations: int = setting(20, "iterations of the TV denoising step", minimum=1)
     steps_scale: float = setting(
         1.0,
         "share of the paper's schedule to run (times synthesis.steps_scale)",
         exclusiveMinimum=0,
     )
+
+
+@dataclass(frozen=True)
+class Settings(OctaveSettings):
     facet_weight: float = setting(
         0.0,
         "weight of the facet-keeping term: the unit's objective loses weight × the unit's mean "
