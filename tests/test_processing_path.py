@@ -71,7 +71,7 @@ def test_scores_are_mean_cosine_similarities_and_leave_one_out(network, batch_si
 
 def test_held_out_real_images_stay_on_the_path_noise_leaves_it(network):
     real, held_out = images_of(0, 40, 0), images_of(0, 8, 1)
-    noise = torch.rand(8, 1, 28, 28)
+    noise = torch.rand(8, 1, 28, 28, generator=torch.Generator().manual_seed(0))
     result = processing_path(network, torch.cat([held_out, noise]), real)
     assert result.layers == tuple(EMBEDDED_PATH) and result.scores.shape == (16, 5)
     low = np.array([layer.low for layer in result.real])
