@@ -9,6 +9,7 @@ split (`dataset.max_images` does not apply; `oracle.max_images` does, for tests)
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -188,11 +189,19 @@ def load_oracle(path: str | Path) -> tuple[OracleNet, list[str]]:
 
 
 @torch.no_grad()
-def classify(module: OracleNet, images: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
-    """Fine-class probabilities [B, classes] of images [B, C, H, W] with pixels in [0, 1].
+def apply_to_pixels(
+    module: OracleNet,
+    images: torch.Tensor,
+    function: Callable[[torch.Tensor], torch.Tensor],
+    out_features: int,
+    batch_size: int = 512,
+) -> torch.Tensor:
+    """`function` [B, out_features] of images [B, C, H, W] with pixels in [0, 1], in eval mode.
 
     Images are normalized as in training; ones of another size are resized bilinearly to the
-    oracle's input (a channel-count mismatch is an error). Runs where the module's weights are.
+    oracle's input (a channel-count mismatch is an error). Runs batch by batch where the module's
+    weights are and returns on the CPU. `classify` and the plausibility features both go through
+    here, so that they see exactly the same input.
     """
     if images.ndim != 4:
         raise FacetvizError(f"oracle: images must be [B, C, H, W], got shape {list(images.shape)}")
@@ -205,13 +214,20 @@ def classify(module: OracleNet, images: torch.Tensor, batch_size: int = 512) -> 
     module.eval()
     device = module.mean.device
     size = module.input_size
-    probabilities = []
+    outputs = []
     for batch in images.split(batch_size):
         batch = batch.to(device=device, dtype=torch.float32)
         if size is not None and tuple(batch.shape[-2:]) != tuple(size):
             batch = F.interpolate(batch, size=tuple(size), mode="bilinear", align_corners=False)
-        probabilities.append(module(module.normalize(batch)).softmax(1).cpu())
+        outputs.append(function(module.normalize(batch)).cpu())
     module.train(was_training)
-    if not probabilities:
-        return torch.empty(0, module.head[-1].out_features)
-    return torch.cat(probabilities)
+    if not outputs:
+        return torch.empty(0, out_features)
+    return torch.cat(outputs)
+
+
+def classify(module: OracleNet, images: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
+    """Fine-class probabilities [B, classes] of images [B, C, H, W] with pixels in [0, 1]
+    (prepared as `apply_to_pixels` says)."""
+    classes = module.head[-1].out_features
+    return apply_to_pixels(module, images, lambda x: module(x).softmax(1), classes, batch_size)
