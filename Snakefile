@@ -18,6 +18,7 @@ include: "workflow/rules/activations.smk"
 include: "workflow/rules/facets.smk"
 include: "workflow/rules/synthesize.smk"
 include: "workflow/rules/figures.smk"
+include: "workflow/rules/evaluation.smk"
 
 
 rule all:

@@ -74,6 +74,7 @@ def main() -> int:
             class_units=[units[i].layer == "classifier.5" for i in rows],
             centroid_codes=codes[rows.start : rows.stop].to(args.device),
             unit_scales=torch.ones(len(rows), device=args.device),
+            nearest_images=starts[rows.start : rows.stop].to(args.device),
         )
 
     def batched() -> torch.Tensor:

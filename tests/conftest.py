@@ -177,6 +177,7 @@ def make_task(count: int = 4, seed: int = 0, centroid_codes: torch.Tensor | None
         class_units=[True, True] + [False] * (count - 2),
         centroid_codes=centroid_codes,
         unit_scales=torch.ones(count),
+        nearest_images=torch.rand(count, 1, 28, 28, generator=rng),
     )
 
 
@@ -284,4 +285,28 @@ def facet_record(assignment, fine_labels, unit_values, fine_names, image_shape=(
         sizes=sizes,
         mean_activation=np.zeros(k, np.float32),
         mean_images=np.zeros((k, *image_shape), np.float32),
+        nearest_images=np.zeros((k, *image_shape), np.float32),
     )
+
+
+@pytest.fixture(scope="session")
+def small_oracle(fashion_dir: Path, tmp_path_factory: pytest.TempPathFactory):
+    """An oracle trained briefly on the small synthetic Fashion-MNIST (400 train, 100 test):
+    (its folder, its metrics)."""
+    from facetviz.oracle import train_oracle
+    from facetviz.settings import OracleSettings
+
+    folder = tmp_path_factory.mktemp("oracle")
+    dataset = dataset_config(kind="fashion_mnist", root=str(fashion_dir),
+                             label_map=COARSE_LABEL_MAP, max_images=40)  # fmt: skip
+    # 6 epochs of 4 batches: enough steps for BatchNorm's running statistics to settle
+    settings = OracleSettings(epochs=6, seed_offset=1000, min_accuracy=0.0, max_images=None)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny batches: one thread is faster, far faster on a busy machine
+    try:
+        metrics = train_oracle(
+            dataset, settings, 0, torch.device("cpu"), folder / "o.pt", folder / "o.json"
+        )
+    finally:
+        torch.set_num_threads(threads)
+    return folder, metrics

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import sys
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, replace
 
 import pytest
 import torch
@@ -70,7 +70,7 @@ def test_diversity_term_spreads_a_units_images(random_network: Network) -> None:
         base = make_task()
         return Task([Unit("classifier.5", 1)] * 4, torch.rand(4, 1, 28, 28), [slice(0, 4)],
                     base.generators, "classifier.3", [True] * 4, base.centroid_codes,
-                    base.unit_scales)  # fmt: skip
+                    base.unit_scales, base.nearest_images)  # fmt: skip
 
     plain, _ = run("fourier", random_network, task(), 1.0, steps=40)
     diverse, _ = run("diversity", random_network, task(), 1.0, steps=40, weight=50.0)
@@ -123,7 +123,7 @@ def test_facet_keeping_term_is_in_the_units_scale(random_network: Network) -> No
 
     def images(weight: float, scale: float) -> torch.Tensor:
         task = make_task(centroid_codes=other)
-        task = Task(*[getattr(task, f.name) for f in fields(Task)][:-1], torch.full((4,), scale))
+        task = replace(task, unit_scales=torch.full((4,), scale))
         return run("mfv", random_network, task, 0.02, facet_weight=weight)[0].images
 
     torch.testing.assert_close(images(2.0, 5.0), images(5.0, 2.0))
@@ -268,6 +268,7 @@ def reordered(task: Task, order: list[int], groups: list[slice]) -> Task:
         [task.units[i] for i in order], task.mean_images[pick], groups,
         [task.generators[i] for i in order], task.facet_layer,
         [task.class_units[i] for i in order], task.centroid_codes[pick], task.unit_scales[pick],
+        task.nearest_images[pick],
     )  # fmt: skip
 
 

@@ -43,15 +43,8 @@ def one_thread():
 
 
 @pytest.fixture(scope="module")
-def trained(fashion_dir, tmp_path_factory):
-    """An oracle trained briefly on the small synthetic Fashion-MNIST (400 train, 100 test)."""
-    folder = tmp_path_factory.mktemp("oracle")
-    # 6 epochs of 4 batches: enough steps for BatchNorm's running statistics to settle
-    metrics = train_oracle(
-        fashion(fashion_dir), oracle(epochs=6, min_accuracy=0), 0, CPU, folder / "o.pt",
-        folder / "o.json",
-    )  # fmt: skip
-    return folder, metrics
+def trained(small_oracle):
+    return small_oracle
 
 
 def test_architecture_differs_from_the_embedded_cnn():

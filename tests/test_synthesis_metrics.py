@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
-from conftest import facet_record
+from conftest import facet_record, synthesize
 
+from facetviz.data import FacetDataset
 from facetviz.errors import FacetvizError
-from facetviz.synthesis_metrics import _summarize, format_summary, score_unit
+from facetviz.facet_record import FacetRecord
+from facetviz.models import Network
+from facetviz.synthesis.record import SynthesisRecord
+from facetviz.synthesis_metrics import _summarize, evaluate, format_summary, score_unit
 
 NAMES = ["Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
 
@@ -54,6 +60,12 @@ def test_summary_pools_multi_facet_units() -> None:
             "diversity": len(classes),
             "classes_shown": classes,
             "activation_ratio": [1.5] * images,
+            "plausibility": fidelity,
+            "plausible": 1.0,
+            "kid": 0.1,
+            "path_leaves": 0.0,
+            "path_layers": ["conv", "fc"],
+            "path_profile": [fidelity, 0.0],
         }
 
     summary = _summarize(
@@ -67,4 +79,54 @@ def test_summary_pools_multi_facet_units() -> None:
     assert summary["fidelity"] == pytest.approx((8 + 12) / 40)  # pooled over images; c left out
     assert summary["activation_ratio_median"] == 1.5
     assert summary["all_classes_shown"] == {"a": True, "b": True, "c": True}
+    assert summary["plausibility"] == pytest.approx(0.5) and summary["kid"] == pytest.approx(0.1)
+    assert summary["path_profile"] == pytest.approx([0.5, 0.0])  # weighted by images
     assert "0.500" in format_summary({"mfv": summary})
+
+
+@pytest.fixture(scope="module")
+def scored(small_run: Path, small_run_network: Network, small_oracle, coarse_fashion: FacetDataset,
+           tmp_path_factory: pytest.TempPathFactory) -> dict:  # fmt: skip
+    """The small run's tops unit by mfv, the two references and noise images, scored."""
+    folder = tmp_path_factory.mktemp("scored")
+    dirs = {}
+    for name in ("mfv", "mean_image", "nearest_real"):
+        synthesize(small_run_network, small_run, folder / name, names=["tops"], method=name)
+        dirs[name] = [folder / name / "tops"]
+    real = SynthesisRecord.read(folder / "nearest_real" / "tops")
+    noise = np.random.default_rng(0).random(real.images.shape).astype(np.float32)
+    (folder / "noise").mkdir()
+    SynthesisRecord(**{**real.__dict__, "method": "noise", "images": noise}).write(
+        folder / "noise" / "tops"
+    )
+    dirs["noise"] = [folder / "noise" / "tops"]
+    oracle = small_oracle[0] / "o.pt"
+    return evaluate(oracle, small_run_network, [small_run / "facets" / "tops.h5"], dirs,
+                    coarse_fashion, folder / "m.csv", folder / "m.json")  # fmt: skip
+
+
+def unit_of(report: dict, name: str) -> dict:
+    return next(u for u in report["units"] if u["method"] == name)
+
+
+def test_references_are_scored_like_every_method(scored: dict, small_run: Path) -> None:
+    assert list(scored["summary"]) == ["mfv", "mean_image", "nearest_real", "noise"]
+    facets = FacetRecord.read(small_run / "facets" / "tops.h5")
+    nearest = unit_of(scored, "nearest_real")
+    # the nearest real image is a real image of its facet: its activation ratio is at most 1
+    assert all(r <= 1.0 + 1e-6 for r in nearest["activation_ratio"])
+    assert len(nearest["predicted"]) == facets.facet_count
+    for name in scored["summary"]:
+        row = scored["summary"][name]
+        assert {"plausibility", "plausible", "kid", "path_leaves", "path_profile"} <= set(row)
+
+
+def test_a_real_image_is_plausible_and_on_the_path_noise_is_neither(scored: dict) -> None:
+    """Constructed inputs: the facet's own real images score inside the real images' range and
+    stay on the processing path; noise images score lower and leave it."""
+    real, noise = unit_of(scored, "nearest_real"), unit_of(scored, "noise")
+    assert real["plausible"] == 1.0 and real["path_leaves"] == 0.0
+    assert noise["plausible"] == 0.0 and noise["path_leaves"] == 1.0
+    assert noise["plausibility"] < real["plausibility"]
+    assert noise["kid"] > real["kid"]
+    assert max(noise["path_profile"]) < min(real["path_profile"])

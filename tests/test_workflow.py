@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import csv
 import json
 import os
 import re
@@ -315,6 +316,38 @@ def test_a_plugin_method_runs_in_the_real_workflow(tiny_run, tmp_path: Path):
     missing = snakemake(run, config, "--dry-run")  # without the module on PYTHONPATH
     assert missing.returncode != 0
     assert "cannot import 'lab_methods'" in missing.stdout + missing.stderr
+
+
+def test_an_evaluation_over_seeds_writes_tables_and_figures(tiny_run, tmp_path: Path):
+    """evaluation.seeds and train_seeds (as config/evaluation.yaml sets them): the run's own
+    tree stays, another training seed gets its own tree, every (training, synthesis) seed pair
+    is synthesized and scored, and the aggregate has an interval per metric and method."""
+    _results, workdir, config = tiny_run
+    run = tmp_path / "run"
+    copy_run(workdir, run)
+    config = {**config, "evaluation": {"seeds": [0, 1], "train_seeds": [0, 1]}}
+    result = snakemake(run, config)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
+    log = result.stdout + result.stderr
+    assert log.count("rule train:") == 1 and log.count("rule oracle:") == 1  # seed 1's only
+    assert log.count("rule synthesis_metrics:") == 3  # (0, 1), (1, 0), (1, 1); (0, 0) was done
+    results = run / "results" / "tiny"
+    assert (results / "train-seed-1" / "model" / "model.pt").exists()
+    assert (results / "train-seed-1" / "seed-1" / "synthesis" / "metrics.json").exists()
+    summary = json.loads((results / "evaluation" / "summary.json").read_text())
+    assert len(summary["trees"]) == 4
+    methods = summary["methods"]
+    assert set(methods) == {"mfv", "fourier", "mean_image", "nearest_real"}
+    for result in methods.values():
+        assert result["seeds"] == 4
+        fidelity = result["fidelity"]
+        assert fidelity["low"] <= fidelity["mean"] <= fidelity["high"]
+    # the references need no optimization: their images do not depend on the synthesis seed
+    seeds = [row for row in csv.DictReader((results / "evaluation" / "per_seed.csv").open())
+             if row["method"] == "mean_image" and row["train_seed"] == "1"]  # fmt: skip
+    assert len(seeds) == 2 and seeds[0]["fidelity"] == seeds[1]["fidelity"]
+    for figure in ("pareto", "path"):
+        assert (results / "figures" / f"{figure}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_torchvision_model_on_image_folder(tmp_path: Path):

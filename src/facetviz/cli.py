@@ -151,16 +151,31 @@ def _method_inputs(name: str, given: list[str]) -> dict[str, Path]:
 
 
 def cmd_synthesis_metrics(args: argparse.Namespace, settings: dict[str, Any]) -> None:
+    from facetviz.data import open_dataset
     from facetviz.synthesis_metrics import evaluate
 
     evaluate(
         args.oracle,
+        _network(settings, args.weights or None),
         args.facets,
         settings["image_dirs"],
+        open_dataset(settings["dataset"], seed=settings["seed"]),
         args.out_csv,
         args.out_json,
-        _device(settings),
     )
+
+
+def cmd_evaluation(args: argparse.Namespace, settings: dict[str, Any]) -> None:
+    from facetviz.evaluation import aggregate
+
+    aggregate(args.metrics, settings["trees"], args.out_dir)
+
+
+def cmd_evaluation_figures(args: argparse.Namespace, settings: dict[str, Any]) -> None:
+    from facetviz.evaluation_figures import pareto_figure, path_figure
+
+    pareto_figure(args.summary, args.pareto)
+    path_figure(args.summary, args.path)
 
 
 def cmd_figure(args: argparse.Namespace, settings: dict[str, Any]) -> None:
@@ -233,6 +248,7 @@ def _limit_threads(threads: int) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="facetviz", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
+    figure_formats = "one file per format, by suffix (.png, .pdf)"
 
     def stage(name: str, func, help_text: str) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_text)
@@ -267,10 +283,17 @@ def build_parser() -> argparse.ArgumentParser:
         "synthesis-metrics", cmd_synthesis_metrics, "score synthesized images with the oracle"
     )
     p.add_argument("--oracle", required=True)
+    p.add_argument("--weights", default=None)
     p.add_argument("--facets", nargs="+", required=True, help="facet files of the class units")
     p.add_argument("--out-csv", required=True)
     p.add_argument("--out-json", required=True)
-    figure_formats = "one file per format, by suffix (.png, .pdf)"
+    p = stage("evaluation", cmd_evaluation, "every metric over seeds: means and intervals")
+    p.add_argument("--metrics", nargs="+", required=True, help="synthesis/metrics.json per seed")
+    p.add_argument("--out-dir", required=True)
+    p = stage("evaluation-figures", cmd_evaluation_figures, "the Pareto and path figures")
+    p.add_argument("--summary", required=True, help="evaluation/summary.json")
+    p.add_argument("--pareto", nargs="+", required=True, help=figure_formats)
+    p.add_argument("--path", nargs="+", required=True, help=figure_formats)
     p = stage("figure", cmd_figure, "one neuron's facets figure")
     p.add_argument("--facets", required=True)
     p.add_argument("--synthesis", required=True)

@@ -43,6 +43,7 @@ class FacetRecord:
     sizes: np.ndarray  # [k] images per facet
     mean_activation: np.ndarray  # [k] the unit's mean activation over each facet
     mean_images: np.ndarray  # [k, C, H, W] mean of each facet's m nearest images, in [0, 1]
+    nearest_images: np.ndarray  # [k, C, H, W] the real image nearest each centroid
 
     @property
     def facet_count(self) -> int:
@@ -64,6 +65,10 @@ class FacetRecord:
         return np.array(
             [self.unit_values[self.assignment == f].max() for f in range(self.facet_count)]
         )
+
+    def members(self, facet: int) -> np.ndarray:
+        """Dataset indices of the facet's images."""
+        return self.dataset_indices[self.assignment == facet]
 
     def unit_scale(self) -> float:
         """The unit's mean activation over the images that were clustered into facets."""

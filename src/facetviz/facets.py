@@ -222,6 +222,7 @@ def find_facets(
             [selection.unit_values[m].mean() for m in members], dtype=np.float32
         ),
         mean_images=mean_images(dataset, indices, facets.nearest),
+        nearest_images=dataset.pixels(dataset.positions_of(indices[facets.nearest[:, 0]])).numpy(),
     )
 
 

@@ -50,7 +50,7 @@ def _row_label(axis, neuron: Neuron) -> None:
 Paths = Sequence[str | Path]
 
 
-def _save(fig, out_paths: Paths) -> None:
+def save(fig, out_paths: Paths) -> None:
     """Write the figure in every format asked for (PNG for screens, PDF for papers)."""
     try:
         for out_path in out_paths:
@@ -105,7 +105,7 @@ def facets_figure(
     if examples:
         axes[2, 0].set_ylabel("real images", fontsize=7)
     fig.suptitle(f"{unit_label(facets.neuron)}: {k} facets, largest first", fontsize=9)
-    _save(fig, out_paths)
+    save(fig, out_paths)
 
 
 def nearest_real_images(
@@ -154,7 +154,7 @@ def embedding_figure(facets_path: str | Path, out_paths: Paths) -> None:
         "mean image of each facet at its centroid",
         fontsize=9,
     )
-    _save(fig, out_paths)
+    save(fig, out_paths)
 
 
 def _first_rows(names: Sequence[str], title: str, max_rows: int | None) -> tuple[list[str], str]:
@@ -189,7 +189,7 @@ def overview_figure(
                 axes[row, col].axis("off")
         _row_label(axes[row, 0], neuron.neuron)
     fig.suptitle(title, fontsize=9)
-    _save(fig, out_paths)
+    save(fig, out_paths)
 
 
 def methods_figure(
@@ -219,7 +219,7 @@ def methods_figure(
             if col == 0:
                 _row_label(axes[row, 0], synthesis.neuron)
     fig.suptitle(title, fontsize=9)
-    _save(fig, out_paths)
+    save(fig, out_paths)
 
 
 RECOVERY_SCORES = ("purity", "nmi", "coverage")
@@ -266,7 +266,7 @@ def metrics_figure(
         )
         axes[2].axhline(1.0, color="grey", linewidth=0.8, linestyle="--")
         axes[2].set_title("activation vs best real image; diversity", fontsize=9)
-    _save(fig, out_paths)
+    save(fig, out_paths)
 
 
 def _bars(

@@ -26,6 +26,7 @@ from facetviz.facet_record import FacetRecord
 from facetviz.figures import nearest_real_images, unit_label
 from facetviz.io import atomic_path, read_json
 from facetviz.progress import log
+from facetviz.synthesis.methods import REFERENCES
 from facetviz.synthesis.record import SynthesisRecord, to_pil
 
 THUMBNAIL_PIXELS = 128  # larger images are shrunk: a 1,000-unit page stays loadable
@@ -80,23 +81,35 @@ def _oracle_classes(metrics: Mapping[str, Any] | None) -> dict[tuple[str, str], 
     return {(unit["method"], unit["neuron"]): unit["predicted"] for unit in metrics["units"]}
 
 
+QUALITY_COLUMNS = {
+    "fidelity": "fidelity",
+    "transferability": "transferability",
+    "activation_ratio_median": "activation ratio (median)",
+    "mean_diversity": "fine classes shown (mean)",
+    "plausibility": "plausibility",
+    "plausible": "within the reals' range",
+    "kid": "KID",
+    "path_leaves": "off the processing path",
+}
+
+
 def _metrics_table(metrics: Mapping[str, Any]) -> str:
     def number(value: float | None) -> str:
         return "-" if value is None else f"{value:.3f}"
 
-    rows = "".join(
-        f"<tr><td>{html.escape(method)}</td><td>{number(row['fidelity'])}</td>"
-        f"<td>{number(row['transferability'])}</td>"
-        f"<td>{number(row['activation_ratio_median'])}</td>"
-        f"<td>{number(row['mean_diversity'])}</td></tr>"
-        for method, row in metrics["summary"].items()
-    )
+    def row(method: str, values: Mapping[str, Any]) -> str:
+        name = html.escape(method) + (" <span class='small'>(reference)</span>"
+                                      if method in REFERENCES else "")  # fmt: skip
+        cells = "".join(f"<td>{number(values[key])}</td>" for key in QUALITY_COLUMNS)
+        return f"<tr><td>{name}</td>{cells}</tr>"
+
+    heads = "".join(f"<th>{html.escape(label)}</th>" for label in QUALITY_COLUMNS.values())
+    rows = "".join(row(method, values) for method, values in metrics["summary"].items())
     return (
         "<h2>Synthesis quality</h2><p class='small'>By the oracle, a separately trained "
-        "classifier of the fine classes, over the multi-facet class units (README, "
-        "&ldquo;Synthesis methods&rdquo;).</p><table><tr><th>method</th><th>fidelity</th>"
-        "<th>transferability</th><th>activation ratio (median)</th>"
-        f"<th>fine classes shown (mean)</th></tr>{rows}</table>"
+        "classifier of the fine classes, over the multi-facet class units, beside the references "
+        "that need no optimization (README, &ldquo;Synthesis methods&rdquo;).</p>"
+        f"<table><tr><th>method</th>{heads}</tr>{rows}</table>"
     )
 
 

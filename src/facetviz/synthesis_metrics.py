@@ -1,12 +1,14 @@
-"""How good the synthesized images are, measured with an independent oracle (DESIGN.md §4).
+"""How good the synthesized images are, measured with an independent oracle (DESIGN.md §4, §6).
 
-For each method and each class unit (a neuron with `select: label`), with the oracle's fine-class
-prediction of each facet image:
+For each method (and each reference: the facets' mean and nearest real images, no optimization)
+and each class unit (a neuron with `select: label`), with the oracle's fine-class prediction of
+each facet image:
 - facet fidelity: share of images predicted as their facet's majority fine class;
 - transferability: share predicted as one of the unit's fine classes (its coarse class);
 - diversity: distinct fine classes predicted among the unit's images;
-- activation ratio: the unit's activation on the image / its best real image in that facet.
-Multi-facet units are those whose images span at least two fine classes.
+- activation ratio: the unit's activation on the image / its best real image in that facet;
+- plausibility, KID and the processing path against the facets' real images (`facet_reals`).
+Multi-facet units are those whose images span at least two fine classes; the summary pools them.
 """
 
 from __future__ import annotations
@@ -19,10 +21,13 @@ from typing import Any
 import numpy as np
 import torch
 
+from facetviz.data import FacetDataset
 from facetviz.errors import FacetvizError
+from facetviz.facet_reals import FacetReals, facet_paths, path_scores, plausibility
 from facetviz.facet_record import FacetRecord
 from facetviz.io import atomic_path, write_json
-from facetviz.oracle import classify, load_oracle
+from facetviz.models import Network
+from facetviz.oracle import OracleNet, classify, load_oracle
 from facetviz.progress import log
 from facetviz.synthesis.record import SynthesisRecord
 
@@ -36,7 +41,13 @@ COLUMNS = (
     "diversity",
     "classes_shown",
     "activation_ratio_median",
+    "plausibility",
+    "plausible",
+    "kid",
+    "path_leaves",
 )
+ROUNDED = ("fidelity", "transferability", "activation_ratio_median", "plausibility", "plausible",
+           "kid", "path_leaves")  # fmt: skip
 
 
 def score_unit(
@@ -76,29 +87,25 @@ def score_unit(
 
 def evaluate(
     oracle_path: str | Path,
+    network: Network,
     facets_paths: Sequence[str | Path],
     image_dirs: Mapping[str, Sequence[str | Path]],
+    dataset: FacetDataset,
     out_csv: str | Path,
     out_json: str | Path,
-    device: torch.device | str = "cpu",
 ) -> dict[str, Any]:
     """Score every method's images of the class units; `image_dirs[method]` follows
     `facets_paths` (one `<neuron>` folder with images.h5 per facet file)."""
     oracle, oracle_names = load_oracle(oracle_path)
-    oracle.to(device)
-    facets = [FacetRecord.read(path) for path in facets_paths]
-    units: list[dict[str, Any]] = []
     for method, folders in image_dirs.items():
-        if len(folders) != len(facets):
-            raise ValueError(f"{method}: {len(folders)} image folders for {len(facets)} neurons")
-        for facet, folder in zip(facets, folders, strict=True):
-            record = SynthesisRecord.read(folder)
-            probabilities = classify(oracle, torch.from_numpy(record.images).to(device))
-            predicted = probabilities.argmax(1).cpu().numpy()
-            scores = score_unit(
-                facet, record.images, record.activation_final, predicted, oracle_names
-            )
-            units.append({"method": method, "neuron": facet.neuron.name, **scores})
+        if len(folders) != len(facets_paths):
+            raise ValueError(f"{method}: {len(folders)} image folders for {len(facets_paths)}")
+    units: list[dict[str, Any]] = []
+    for position, path in enumerate(facets_paths):
+        facets = FacetRecord.read(path)
+        records = {m: SynthesisRecord.read(dirs[position]) for m, dirs in image_dirs.items()}
+        units += score_methods(facets, records, oracle, oracle_names, network, dataset)
+        log.info("scored %s (%d/%d)", facets.neuron.name, position + 1, len(facets_paths))
     summary = {
         method: _summarize([u for u in units if u["method"] == method]) for method in image_dirs
     }
@@ -107,6 +114,26 @@ def evaluate(
     _write_csv(out_csv, units)
     log.info("synthesis quality (oracle %s):\n%s", oracle_path, format_summary(summary))
     return report
+
+
+def score_methods(
+    facets: FacetRecord,
+    records: Mapping[str, SynthesisRecord],
+    oracle: OracleNet,
+    oracle_names: Sequence[str],
+    network: Network,
+    dataset: FacetDataset,
+) -> list[dict[str, Any]]:
+    """One unit's scores by every method, against its facets' real images."""
+    reals = FacetReals.load(facets, dataset, oracle)
+    paths = facet_paths(network, reals, {m: r.images for m, r in records.items()})
+    units = []
+    for position, (method, record) in enumerate(records.items()):
+        predicted = classify(oracle, torch.from_numpy(record.images)).argmax(1).numpy()
+        scores = score_unit(facets, record.images, record.activation_final, predicted, oracle_names)
+        scores |= plausibility(record.images, reals, oracle) | path_scores(paths, position)
+        units.append({"method": method, "neuron": facets.neuron.name, **scores})
+    return units
 
 
 def _summarize(units: list[dict[str, Any]]) -> dict[str, Any]:
@@ -123,27 +150,40 @@ def _summarize(units: list[dict[str, Any]]) -> dict[str, Any]:
         "transferability": pooled(multi, "transferability"),
         "activation_ratio_median": float(np.median(ratios)) if ratios else None,
         "mean_diversity": float(np.mean([u["diversity"] for u in multi])) if multi else None,
+        "plausibility": pooled(multi, "plausibility"),
+        "plausible": pooled(multi, "plausible"),
+        "kid": float(np.mean([u["kid"] for u in multi])) if multi else None,
+        "path_leaves": pooled(multi, "path_leaves"),
+        "path_layers": multi[0]["path_layers"] if multi else [],
+        "path_profile": _mean_profile(multi),
         "all_classes_shown": {
             u["neuron"]: len(u["classes_shown"]) == len(u["fine_classes"]) for u in units
         },
     }
 
 
+def _mean_profile(units: list[dict[str, Any]]) -> list[float]:
+    """The images' mean normalized processing-path score per layer, over the units."""
+    if not units:
+        return []
+    weights = np.array([u["images"] for u in units], dtype=float)
+    profiles = np.array([u["path_profile"] for u in units])
+    return (weights @ profiles / weights.sum()).tolist()
+
+
 def format_summary(summary: Mapping[str, Mapping[str, Any]]) -> str:
     def number(value: float | None) -> str:
         return "-" if value is None else f"{value:.3f}"
 
-    lines = [
-        f"{'method':<10} {'fidelity':>9} {'transfer':>9} {'act.ratio':>10} {'diversity':>10}"
-        "  units with every fine class shown"
-    ]
+    keys = ("fidelity", "transferability", "activation_ratio_median", "mean_diversity",
+            "plausibility", "plausible", "kid", "path_leaves")  # fmt: skip
+    heads = ("fidelity", "transfer", "act.ratio", "diversity", "plausib.", "in range", "KID",
+             "off path")  # fmt: skip
+    lines = ["method       " + " ".join(f"{h:>9}" for h in heads) + "  every fine class shown"]
     for method, row in summary.items():
         shown = [name for name, ok in row["all_classes_shown"].items() if ok]
-        lines.append(
-            f"{method:<10} {number(row['fidelity']):>9} {number(row['transferability']):>9} "
-            f"{number(row['activation_ratio_median']):>10} {number(row['mean_diversity']):>10}"
-            f"  {', '.join(shown) or '-'}"
-        )
+        cells = " ".join(f"{number(row[key]):>9}" for key in keys)
+        lines.append(f"{method:<12} {cells}  {', '.join(shown) or '-'}")
     return "\n".join(lines)
 
 
@@ -155,7 +195,7 @@ def _write_csv(path: str | Path, units: list[dict[str, Any]]) -> None:
             row = dict(unit)
             row["fine_classes"] = " ".join(unit["fine_classes"])
             row["classes_shown"] = " ".join(unit["classes_shown"])
-            for key in ("fidelity", "transferability", "activation_ratio_median"):
+            for key in ROUNDED:
                 if row[key] is not None:
                     row[key] = round(row[key], 4)
             writer.writerow(row)

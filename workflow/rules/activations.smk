@@ -6,24 +6,28 @@ ACTIVATIONS_COMMAND = (
     "python -m facetviz activations --threads {threads} --settings {params.settings:q}"
     " --weights '{input.weights}' --out {output}"
 )
-ACTIVATIONS_SETTINGS = settings(
-    **model_settings(),
-    facet_layer=config["facets"]["layer"],
-    target_layers=target_layers(),
-    batch_size=config["activations"]["batch_size"],
-)
+
+
+def activations_settings(wildcards):
+    return settings(
+        **model_settings(TRAIN_TREES[wildcards.tree]),
+        facet_layer=config["facets"]["layer"],
+        target_layers=target_layers(),
+        batch_size=config["activations"]["batch_size"],
+    )
+
 
 if SHARDS == 1:
 
     rule activations:
         input:
-            weights=model_weights(),
+            weights=lambda wildcards: model_weights(wildcards.tree),
         output:
-            f"{RESULTS}/activations.h5",
+            "{tree}/activations.h5",
         params:
-            settings=ACTIVATIONS_SETTINGS,
+            settings=activations_settings,
         log:
-            f"{LOGS}/activations.log",
+            "{tree}/logs/activations.log",
         threads: 4
         resources:
             **GPU,
@@ -34,14 +38,14 @@ else:
 
     rule activations_shard:
         input:
-            weights=model_weights(),
+            weights=lambda wildcards: model_weights(wildcards.tree),
         output:
             # removed once joined: the joined file holds everything they do
-            temp(f"{RESULTS}/activations/shard-{{shard}}-of-{SHARDS}.h5"),
+            temp(f"{{tree}}/activations/shard-{{shard}}-of-{SHARDS}.h5"),
         params:
-            settings=ACTIVATIONS_SETTINGS,
+            settings=activations_settings,
         log:
-            f"{LOGS}/activations/shard-{{shard}}-of-{SHARDS}.log",
+            f"{{tree}}/logs/activations/shard-{{shard}}-of-{SHARDS}.log",
         wildcard_constraints:
             shard=r"\d+",
         threads: 4
@@ -53,12 +57,13 @@ else:
     rule activations_join:
         input:
             expand(
-                f"{RESULTS}/activations/shard-{{shard}}-of-{SHARDS}.h5",
+                f"{{tree}}/activations/shard-{{shard}}-of-{SHARDS}.h5",
                 shard=range(SHARDS),
+                allow_missing=True,
             ),
         output:
-            f"{RESULTS}/activations.h5",
+            "{tree}/activations.h5",
         log:
-            f"{LOGS}/activations/join.log",
+            "{tree}/logs/activations/join.log",
         shell:
             "python -m facetviz join-activations --shards {input} --out {output} > {log} 2>&1"

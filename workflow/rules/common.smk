@@ -37,6 +37,32 @@ RESULTS = f"results/{config['run']}"
 LOGS = f"{RESULTS}/logs"
 TRAINS_MODEL = config["model"]["kind"] == "embedded"
 
+# Results trees. A training tree holds what one training seed makes (model, activations, facets,
+# oracle, priors): the run's own at RESULTS, and one per other `evaluation.train_seeds` entry. A
+# synthesis tree holds one synthesis seed's images and metrics on one training tree: the run's
+# own seed at the training tree itself, every other `evaluation.seeds` entry in `<tree>/seed-S`.
+SEED = config["seed"]
+TRAIN_SEEDS = list(dict.fromkeys([SEED, *config["evaluation"]["train_seeds"]]))
+SYNTHESIS_SEEDS = list(dict.fromkeys(config["evaluation"]["seeds"] or [SEED]))
+
+
+def train_tree(seed):
+    return RESULTS if seed == SEED else f"{RESULTS}/train-seed-{seed}"
+
+
+def synthesis_tree(train_seed, seed):
+    tree = train_tree(train_seed)
+    return tree if seed == SEED else f"{tree}/seed-{seed}"
+
+
+TRAIN_TREES = {train_tree(seed): seed for seed in TRAIN_SEEDS}
+# synthesis tree -> (its training tree, its synthesis seed)
+SYNTHESIS_TREES = {RESULTS: (RESULTS, SEED)} | {
+    synthesis_tree(t, s): (train_tree(t), s) for t in TRAIN_SEEDS for s in SYNTHESIS_SEEDS
+}
+# the trees an evaluation aggregates (every training seed times every synthesis seed)
+EVALUATED_TREES = [synthesis_tree(t, s) for t in TRAIN_SEEDS for s in SYNTHESIS_SEEDS]
+
 
 # Synthesis jobs take neurons in config order, synthesis.neurons_per_job at a time. Appending a
 # neuron therefore touches only the last batch (or starts a new one).
@@ -46,9 +72,12 @@ BATCHES = {
     for start in range(0, len(NEURONS), PER_JOB)
 }
 BATCH_OF = {neuron: batch for batch, names in BATCHES.items() for neuron in names}
-# Synthesis methods run side by side; the first is the one the neuron figures show.
+# Synthesis methods run side by side; the first is the one the neuron figures show. Every run
+# also scores the references (no optimization) beside them.
 METHODS = config["synthesis"]["methods"]
 PRIMARY_METHOD = METHODS[0]
+REFERENCES = list(synthesis_methods.REFERENCES)
+SYNTHESIZED = METHODS + [name for name in REFERENCES if name not in METHODS]
 # Class units: the ones whose synthesized images an oracle can judge (synthesis_metrics).
 CLASS_UNITS = [name for name, neuron in NEURONS.items() if neuron.get("select") == "label"]
 # Hidden units: the rest, shown together in the hidden-units figure.
@@ -64,17 +93,23 @@ ORACLE_ENABLED = (
     if config["oracle"]["enabled"] is None
     else config["oracle"]["enabled"]
 )
-ORACLE_MODEL = f"{RESULTS}/oracle/oracle.pt"
-# Quality of every method's images of the class units, judged by the oracle.
-SYNTHESIS_METRICS = (
-    f"{RESULTS}/synthesis/metrics.json" if ORACLE_ENABLED and CLASS_UNITS else None
-)
+# Quality of every method's images of the class units, judged by the oracle; with it, the
+# evaluation over seeds (one seed for a plain run).
+MEASURED = ORACLE_ENABLED and bool(CLASS_UNITS)
+SYNTHESIS_METRICS = f"{RESULTS}/synthesis/metrics.json" if MEASURED else None
+EVALUATION = f"{RESULTS}/evaluation" if MEASURED else None
+
+
+def alternatives(names):
+    return "|".join(re.escape(name) for name in names)
 
 
 wildcard_constraints:
-    neuron="|".join(re.escape(name) for name in NEURONS),
-    batch="|".join(re.escape(batch) for batch in BATCHES),
-    method="|".join(METHODS),
+    neuron=alternatives(NEURONS),
+    batch=alternatives(BATCHES),
+    method=alternatives(SYNTHESIZED),
+    tree=alternatives(TRAIN_TREES),
+    stree=alternatives(SYNTHESIS_TREES),
 
 
 def settings(**sections):
@@ -83,20 +118,26 @@ def settings(**sections):
     return json.dumps(sections)
 
 
-def model_settings():
+def model_settings(seed=SEED):
     return {
         "dataset": config["dataset"],
         "model": config["model"],
-        "seed": config["seed"],
+        "seed": seed,
         "device": config["device"],
     }
 
 
-def model_weights():
-    """The weights file the model stages read: the run's trained checkpoint, a file, or none."""
+def model_weights(tree=RESULTS):
+    """The weights file the model stages of a training tree read: its trained checkpoint, a
+    file, or none."""
     if TRAINS_MODEL:
-        return f"{RESULTS}/model/model.pt"
+        return f"{tree}/model/model.pt"
     return str(WEIGHTS) if WEIGHTS is not None else []
+
+
+def tree_of(wildcards):
+    """The training tree of a synthesis tree's job."""
+    return SYNTHESIS_TREES[wildcards.stree][0]
 
 
 def synthesis_batch_dir(neuron, method=PRIMARY_METHOD):
@@ -108,9 +149,12 @@ def synthesis_dir(neuron, method=PRIMARY_METHOD):
     return f"{synthesis_batch_dir(neuron, method)}/{neuron}"
 
 
-def image_dirs(neurons, methods=METHODS):
+def image_dirs(neurons, methods=SYNTHESIZED, tree=RESULTS):
     """Per method, the synthesis folder of each neuron (what a figure reads, as a setting)."""
-    return {method: [synthesis_dir(n, method) for n in neurons] for method in methods}
+    return {
+        method: [synthesis_dir(n, method).replace(RESULTS, tree, 1) for n in neurons]
+        for method in methods
+    }
 
 
 def synthesis_settings(method):
@@ -125,9 +169,9 @@ def synthesis_settings(method):
 
 
 def method_inputs(wildcards):
-    """The extra files a method declares (`Method.inputs`), by name, under results/<run>/."""
+    """The extra files a method declares (`Method.inputs`), by name, in its training tree."""
     declared = synthesis_methods.method_class(wildcards.method).inputs
-    return {name: f"{RESULTS}/{path}" for name, path in declared.items()}
+    return {name: f"{tree_of(wildcards)}/{path}" for name, path in declared.items()}
 
 
 def method_input_args(wildcards, input):
@@ -144,11 +188,15 @@ def final_outputs():
     figures = ["overview", "methods", "metrics"] + (["hidden_units"] if HIDDEN_UNITS else [])
     figures += [f"facets/{neuron}" for neuron in NEURONS]
     figures += [f"embedding/{neuron}" for neuron in NEURONS]
+    if MEASURED:
+        figures += ["pareto", "path"]
     outputs = expand(f"{RESULTS}/figures/{{figure}}{{ext}}", figure=figures, ext=[".png", ".pdf"])
-    outputs += expand(f"{RESULTS}/synthesis/{{method}}/{{batch}}", method=METHODS, batch=BATCHES)
+    outputs += expand(
+        f"{RESULTS}/synthesis/{{method}}/{{batch}}", method=SYNTHESIZED, batch=BATCHES
+    )
     outputs += [f"{RESULTS}/facets/table.csv", f"{RESULTS}/index.html"]
-    if SYNTHESIS_METRICS:
-        outputs.append(SYNTHESIS_METRICS)
+    if MEASURED:
+        outputs += [SYNTHESIS_METRICS, f"{EVALUATION}/summary.json"]
     if TRAINS_MODEL:
         outputs.append(f"{RESULTS}/model/metrics.json")
     return outputs

@@ -3,19 +3,19 @@
 
 rule facets:
     input:
-        f"{RESULTS}/activations.h5",
+        "{tree}/activations.h5",
     output:
-        h5=f"{RESULTS}/facets/{{neuron}}.h5",
-        summary=f"{RESULTS}/facets/{{neuron}}.json",
+        h5="{tree}/facets/{neuron}.h5",
+        summary="{tree}/facets/{neuron}.json",
     params:
         settings=lambda wildcards: settings(
             dataset=config["dataset"],
             facets=config["facets"],
             neuron=NEURONS[wildcards.neuron],
-            seed=config["seed"],
+            seed=TRAIN_TREES[wildcards.tree],
         ),
     log:
-        f"{LOGS}/facets/{{neuron}}.log",
+        "{tree}/logs/facets/{neuron}.log",
     threads: 1
     shell:
         "python -m facetviz facets --threads {threads} --settings {params.settings:q}"

@@ -51,7 +51,7 @@ rule embedding_figure:
 
 rule methods_figure:
     input:
-        expand(f"{RESULTS}/synthesis/{{method}}/{{batch}}", method=METHODS, batch=BATCHES),
+        expand(f"{RESULTS}/synthesis/{{method}}/{{batch}}", method=SYNTHESIZED, batch=BATCHES),
     output:
         png=report(
             f"{RESULTS}/figures/methods.png",
@@ -147,7 +147,9 @@ rule metrics_figure:
 rule index_page:
     input:
         facets=expand(f"{RESULTS}/facets/{{neuron}}.h5", neuron=NEURONS),
-        images=expand(f"{RESULTS}/synthesis/{{method}}/{{batch}}", method=METHODS, batch=BATCHES),
+        images=expand(
+            f"{RESULTS}/synthesis/{{method}}/{{batch}}", method=SYNTHESIZED, batch=BATCHES
+        ),
         synthesis=SYNTHESIS_METRICS or [],
     output:
         report(

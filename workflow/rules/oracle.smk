@@ -1,29 +1,29 @@
-# Train the oracle: an independent fine-class classifier that measures synthesized images.
-# It is not part of final_outputs by itself: rules that measure images take ORACLE_MODEL as
-# input where ORACLE_ENABLED (common.smk).
-ORACLE_METRICS = f"{RESULTS}/oracle/metrics.json"
+# Train the oracle: an independent fine-class classifier that measures synthesized images, one
+# per training tree (its seed is the tree's seed + oracle.seed_offset). It is not part of
+# final_outputs by itself: rules that measure images take it as input where MEASURED
+# (common.smk).
 
-# What the oracle depends on: not the run's label_map, split or max_images, nor oracle.enabled.
-ORACLE_SETTINGS = {
-    "dataset": {
-        key: value
-        for key, value in config["dataset"].items()
-        if key not in ("label_map", "split", "max_images")
-    },
-    "seed": config["seed"],
-    "device": config["device"],
-    "oracle": {key: value for key, value in config["oracle"].items() if key != "enabled"},
-}
+
+def oracle_settings(wildcards):
+    """What the oracle depends on: not the run's label_map, split or max_images, nor
+    oracle.enabled."""
+    ignored = ("label_map", "split", "max_images")
+    return settings(
+        dataset={key: value for key, value in config["dataset"].items() if key not in ignored},
+        seed=TRAIN_TREES[wildcards.tree],
+        device=config["device"],
+        oracle={key: value for key, value in config["oracle"].items() if key != "enabled"},
+    )
 
 
 rule oracle:
     output:
-        model=ORACLE_MODEL,
-        metrics=ORACLE_METRICS,
+        model="{tree}/oracle/oracle.pt",
+        metrics="{tree}/oracle/metrics.json",
     params:
-        settings=settings(**ORACLE_SETTINGS),
+        settings=oracle_settings,
     log:
-        f"{LOGS}/oracle.log",
+        "{tree}/logs/oracle.log",
     threads: 4
     resources:
         **GPU,

@@ -1,5 +1,6 @@
-# Activation maximization, one job per (method, batch of neurons): a job optimizes all facets of
-# synthesis.neurons_per_job neurons as one tensor. Methods run side by side (synthesis.methods).
+# Activation maximization, one job per (synthesis tree, method, batch of neurons): a job
+# optimizes all facets of synthesis.neurons_per_job neurons as one tensor. Methods run side by
+# side (synthesis.methods), beside the references that need no optimization.
 
 
 rule synthesize:
@@ -7,14 +8,14 @@ rule synthesize:
         # a method's extra inputs (Method.inputs, e.g. a generator), passed as --input NAME=PATH
         unpack(method_inputs),
         facets=lambda wildcards: expand(
-            f"{RESULTS}/facets/{{neuron}}.h5", neuron=BATCHES[wildcards.batch]
+            f"{tree_of(wildcards)}/facets/{{neuron}}.h5", neuron=BATCHES[wildcards.batch]
         ),
-        weights=model_weights(),
+        weights=lambda wildcards: model_weights(tree_of(wildcards)),
     output:
-        directory(f"{RESULTS}/synthesis/{{method}}/{{batch}}"),
+        directory("{stree}/synthesis/{method}/{batch}"),
     params:
         settings=lambda wildcards: settings(
-            **model_settings(),
+            **model_settings(SYNTHESIS_TREES[wildcards.stree][1]),
             facet_layer=config["facets"]["layer"],
             method=wildcards.method,
             synthesis=synthesis_settings(wildcards.method),
@@ -22,7 +23,7 @@ rule synthesize:
         ),
         inputs=method_input_args,
     log:
-        f"{LOGS}/synthesis/{{method}}/{{batch}}.log",
+        "{stree}/logs/synthesis/{method}/{batch}.log",
     threads: 1
     resources:
         **GPU,
@@ -32,29 +33,38 @@ rule synthesize:
         " --out-dir {output} > {log} 2>&1"
 
 
-# Quality of every method's images of the class units, judged by the independent oracle.
+# Quality of every method's images of the class units: by the independent oracle (fidelity,
+# transferability, diversity, plausibility, KID), by the visualized network (activation ratio,
+# processing path), against the real images of each facet.
+CLASS_BATCHES = sorted({BATCH_OF[neuron] for neuron in CLASS_UNITS})
+
 
 rule synthesis_metrics:
     input:
-        oracle=ORACLE_MODEL,
-        facets=expand(f"{RESULTS}/facets/{{neuron}}.h5", neuron=CLASS_UNITS),
+        oracle=lambda wildcards: f"{tree_of(wildcards)}/oracle/oracle.pt",
+        facets=lambda wildcards: expand(
+            f"{tree_of(wildcards)}/facets/{{neuron}}.h5", neuron=CLASS_UNITS
+        ),
+        weights=lambda wildcards: model_weights(tree_of(wildcards)),
         images=expand(
-            f"{RESULTS}/synthesis/{{method}}/{{batch}}",
-            method=METHODS,
-            batch=sorted({BATCH_OF[neuron] for neuron in CLASS_UNITS}),
+            "{stree}/synthesis/{method}/{batch}",
+            method=SYNTHESIZED,
+            batch=CLASS_BATCHES,
+            allow_missing=True,
         ),
     output:
-        csv=f"{RESULTS}/synthesis/metrics.csv",
-        json=f"{RESULTS}/synthesis/metrics.json",
+        csv="{stree}/synthesis/metrics.csv",
+        json="{stree}/synthesis/metrics.json",
     params:
-        settings=settings(
-            device=config["device"],
-            image_dirs=image_dirs(CLASS_UNITS),
+        settings=lambda wildcards: settings(
+            **model_settings(SYNTHESIS_TREES[wildcards.stree][1]),
+            image_dirs=image_dirs(CLASS_UNITS, tree=wildcards.stree),
+            references=REFERENCES,
         ),
     log:
-        f"{LOGS}/synthesis/metrics.log",
+        "{stree}/logs/synthesis/metrics.log",
     threads: 1
     shell:
         "python -m facetviz synthesis-metrics --threads {threads} --settings {params.settings:q}"
-        " --oracle {input.oracle} --facets {input.facets}"
+        " --oracle {input.oracle} --weights '{input.weights}' --facets {input.facets}"
         " --out-csv {output.csv} --out-json {output.json} > {log} 2>&1"

@@ -1,14 +1,14 @@
-# Train the embedded CNN (only when model.kind is embedded).
+# Train the embedded CNN (only when model.kind is embedded), once per training tree.
 
 
 rule train:
     output:
-        model=f"{RESULTS}/model/model.pt",
-        metrics=f"{RESULTS}/model/metrics.json",
+        model="{tree}/model/model.pt",
+        metrics="{tree}/model/metrics.json",
     params:
-        settings=settings(**model_settings()),
+        settings=lambda wildcards: settings(**model_settings(TRAIN_TREES[wildcards.tree])),
     log:
-        f"{LOGS}/train.log",
+        "{tree}/logs/train.log",
     threads: 4
     resources:
         **GPU,

@@ -68,6 +68,7 @@ def build_task(
         class_units=class_units,
         centroid_codes=stacked([f.code_centroids for f in facets]),
         unit_scales=torch.tensor(scales, dtype=torch.float32, device=device),
+        nearest_images=stacked([f.nearest_images for f in facets]),
     )
 
 

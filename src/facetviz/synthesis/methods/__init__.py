@@ -1,11 +1,21 @@
 """The synthesis methods, one module each, found by name in a registry (`base`).
 
 Built in: the paper's `mfv` and `cbr`, and the survey's baselines `plain`, `hand`, `fourier`
-and `diversity`. A method of your own is a module that subclasses `Method` and decorates it with
-`@register`, named in the config's `synthesis.plugins` (README, "Develop").
+and `diversity`; the references `mean_image` and `nearest_real` (no optimization), which every
+run scores beside its methods. A method of your own is a module that subclasses `Method` and
+decorates it with `@register`, named in the config's `synthesis.plugins` (README, "Develop").
 """
 
-from facetviz.synthesis.methods import cbr, diversity, fourier, hand, mfv, plain
+# imported for their @register: the built-in methods and references
+from facetviz.synthesis.methods import (  # noqa: F401
+    cbr,
+    diversity,
+    fourier,
+    hand,
+    mfv,
+    plain,
+    references,
+)
 from facetviz.synthesis.methods.base import (
     REGISTRY,
     Context,
@@ -22,12 +32,13 @@ from facetviz.synthesis.methods.base import (
     settings_schema,
 )
 
-BUILT_IN = tuple(
-    module.__name__.rsplit(".", 1)[1] for module in (mfv, cbr, plain, hand, fourier, diversity)
-)
+# the methods that come with facetviz, in the order the docs list them; then the references
+BUILT_IN = ("mfv", "cbr", "plain", "hand", "fourier", "diversity")
+REFERENCES = ("mean_image", "nearest_real")
 
 __all__ = [
     "BUILT_IN",
+    "REFERENCES",
     "REGISTRY",
     "Context",
     "Method",

@@ -78,6 +78,7 @@ class Task:
     class_units: Sequence[bool]
     centroid_codes: torch.Tensor  # [B, D]
     unit_scales: torch.Tensor  # [B]
+    nearest_images: torch.Tensor  # [B, C, H, W] the real image nearest its facet's centroid
 
     @property
     def size(self) -> int:
@@ -95,6 +96,8 @@ class Method(ABC):
     summary: ClassVar[str]  # what it does, in one line (the README's method table)
     Settings: ClassVar[type]
     inputs: ClassVar[Mapping[str, str]] = {}
+    # a reference (no optimization): every run scores it beside the methods it runs
+    reference: ClassVar[bool] = False
 
     def __init__(self, settings: Any, context: Context) -> None:
         self.settings = settings

@@ -1,0 +1,52 @@
+# The evaluation: every metric over the synthesis seeds (evaluation.seeds) and training seeds
+# (evaluation.train_seeds) as a mean, a standard deviation and a 95% bootstrap interval; unit
+# claims as the share of seeds where they hold. A run without those lists evaluates its one seed.
+
+
+if MEASURED:
+
+    rule evaluation:
+        input:
+            [f"{tree}/synthesis/metrics.json" for tree in EVALUATED_TREES],
+        output:
+            per_seed=f"{EVALUATION}/per_seed.csv",
+            summary_csv=f"{EVALUATION}/summary.csv",
+            summary=f"{EVALUATION}/summary.json",
+        params:
+            settings=settings(
+                trees={
+                    tree: {"train_seed": TRAIN_TREES[SYNTHESIS_TREES[tree][0]],
+                           "seed": SYNTHESIS_TREES[tree][1]}
+                    for tree in EVALUATED_TREES
+                },
+            ),
+        log:
+            f"{LOGS}/evaluation.log",
+        threads: 1
+        shell:
+            "python -m facetviz evaluation --threads {threads} --settings {params.settings:q}"
+            " --metrics {input} --out-dir {EVALUATION} > {log} 2>&1"
+
+    rule evaluation_figures:
+        input:
+            f"{EVALUATION}/summary.json",
+        output:
+            pareto=report(
+                f"{RESULTS}/figures/pareto.png",
+                caption="../report/pareto.rst",
+                category="5. Metrics",
+            ),
+            pareto_pdf=f"{RESULTS}/figures/pareto.pdf",
+            path=report(
+                f"{RESULTS}/figures/path.png",
+                caption="../report/path.rst",
+                category="5. Metrics",
+            ),
+            path_pdf=f"{RESULTS}/figures/path.pdf",
+        log:
+            f"{LOGS}/figures/evaluation.log",
+        threads: 1
+        shell:
+            "python -m facetviz evaluation-figures --threads {threads} --summary {input}"
+            " --pareto {output.pareto} {output.pareto_pdf} --path {output.path} {output.path_pdf}"
+            " > {log} 2>&1"
