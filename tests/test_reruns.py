@@ -18,6 +18,8 @@ import yaml
 from conftest import REPO
 from test_workflow import snakemake, snakemake_command, tiny_config
 
+from facetviz.synthesis.methods import REFERENCES
+
 pytestmark = pytest.mark.workflow
 
 
@@ -84,8 +86,10 @@ def test_synthesis_setting_reruns_synthesis_and_figures_only(default_run) -> Non
     workdir, config = default_run
     jobs = plan(workdir, changed(config, "synthesis", steps_scale=0.02))
     assert jobs == {
-        "synthesize": batches(config) * len(config["synthesis"]["methods"]),
+        # the references too: they take the shared settings (and need a few seconds)
+        "synthesize": batches(config) * (len(config["synthesis"]["methods"]) + len(REFERENCES)),
         "synthesis_metrics": 1,
+        **EVALUATION,
         "facets_figure": len(config["neurons"]),
         **dict.fromkeys(RUN_FIGURES, 1),
         "index_page": 1,
@@ -97,12 +101,14 @@ def test_synthesis_setting_reruns_synthesis_and_figures_only(default_run) -> Non
 RUN_FIGURES = ("overview_figure", "methods_figure", "hidden_units_figure", "metrics_figure")
 # what shows every method (the other figures show the first, mfv)
 ALL_METHODS = ("methods_figure", "metrics_figure", "index_page")
+# the aggregate over seeds and its figures, after any new metrics
+EVALUATION = {"evaluation": 1, "evaluation_figures": 1}
 
 
 def test_one_methods_setting_reruns_only_that_method(default_run) -> None:
     workdir, config = default_run
     jobs = plan(workdir, changed(config, "synthesis", fourier={"learning_rate": 0.02}))
-    expected = {"synthesize": batches(config), "synthesis_metrics": 1, "all": 1}
+    expected = {"synthesize": batches(config), "synthesis_metrics": 1, "all": 1, **EVALUATION}
     assert jobs == {**expected, **dict.fromkeys(ALL_METHODS, 1)}
 
 
@@ -141,7 +147,8 @@ def test_adding_a_neuron_runs_only_its_jobs(default_run) -> None:
     assert jobs == {
         "facets": 1,
         "embedding_figure": 1,
-        "synthesize": len(config["synthesis"]["methods"]),  # a new batch per method
+        # a new batch per method and reference
+        "synthesize": len(config["synthesis"]["methods"]) + len(REFERENCES),
         "facets_figure": 1,
         "facet_table": 1,
         **dict.fromkeys(RUN_FIGURES, 1),

@@ -20,6 +20,8 @@ import yaml
 from conftest import REPO, make_image_folder
 from PIL import Image
 
+from facetviz.synthesis.methods import REFERENCES
+
 pytestmark = pytest.mark.workflow
 
 COARSE = {
@@ -312,7 +314,7 @@ def test_a_plugin_method_runs_in_the_real_workflow(tiny_run, tmp_path: Path):
     with h5py.File(toy / "images.h5", "r") as handle:
         assert handle.attrs["method"] == "toy" and handle["trace"].shape == (2, K)  # 100 x 0.02
     metrics = json.loads((run / "results" / "tiny" / "synthesis" / "metrics.json").read_text())
-    assert list(metrics["summary"]) == ["mfv", "fourier", "toy"]
+    assert list(metrics["summary"]) == ["mfv", "fourier", "toy", "mean_image", "nearest_real"]
     missing = snakemake(run, config, "--dry-run")  # without the module on PYTHONPATH
     assert missing.returncode != 0
     assert "cannot import 'lab_methods'" in missing.stdout + missing.stderr
@@ -460,7 +462,8 @@ def test_default_config_dag_builds(tmp_path: Path):
     assert out.count("rule facets:") == len(default["neurons"])
     per_job = default["synthesis"]["neurons_per_job"]
     batches = -(-len(default["neurons"]) // per_job)
-    assert out.count("rule synthesize:") == batches * len(default["synthesis"]["methods"])
+    methods = len(default["synthesis"]["methods"]) + len(REFERENCES)
+    assert out.count("rule synthesize:") == batches * methods
     assert out.count("rule oracle:") == out.count("rule synthesis_metrics:") == 1
 
 
@@ -477,7 +480,8 @@ def test_paper_scale_dag_batches_neurons_and_asks_for_gpus(tmp_path: Path):
     assert result.returncode == 0, result.stderr[-3000:]
     jobs = re.findall(r"^rule (\w+):\n(.*?)(?=^\[|^rule |\Z)", result.stdout, re.S | re.M)
     rules = Counter(rule for rule, _body in jobs)
-    assert rules["synthesize"] == 100 and rules["facets"] == 1000
+    # mfv and the two references, 100 batches of 10 neurons each
+    assert rules["synthesize"] == 100 * (1 + len(REFERENCES)) and rules["facets"] == 1000
     asks_gpu = {rule for rule, body in jobs if re.search(r"resources:.*\bgpu=1", body)}
     assert asks_gpu == {"activations", "synthesize"}
 

@@ -56,10 +56,10 @@ rule synthesis_metrics:
         csv="{stree}/synthesis/metrics.csv",
         json="{stree}/synthesis/metrics.json",
     params:
+        # the training tree's seed: it chose the dataset's images the facets were found in
         settings=lambda wildcards: settings(
-            **model_settings(SYNTHESIS_TREES[wildcards.stree][1]),
+            **model_settings(TRAIN_TREES[tree_of(wildcards)]),
             image_dirs=image_dirs(CLASS_UNITS, tree=wildcards.stree),
-            references=REFERENCES,
         ),
     log:
         "{stree}/logs/synthesis/metrics.log",
