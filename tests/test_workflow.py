@@ -385,11 +385,10 @@ def test_default_config_dag_builds(tmp_path: Path):
 def test_paper_scale_dag_batches_neurons_and_asks_for_gpus(tmp_path: Path):
     """1,000 ImageNet class units plan 100 synthesis jobs; only model jobs ask for a GPU."""
     sys.path.insert(0, str(REPO / "bench"))
-    from dag_dryrun import paper_scale_config
+    from dag_dryrun import make_class_folders, paper_scale_config
 
     classes = [f"n{index:08d}" for index in range(1000)]
-    for name in classes:
-        (tmp_path / "train" / name).mkdir(parents=True)
+    make_class_folders(tmp_path / "train", classes)
     config = paper_scale_config(tmp_path / "train", classes, per_job=10)
     result = snakemake(tmp_path, config, "--dry-run")
     assert result.returncode == 0, result.stderr[-3000:]

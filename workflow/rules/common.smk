@@ -18,12 +18,13 @@ if SRC not in sys.path:
 
 validate(config, "../schemas/config.schema.yaml")
 
-from facetviz.config import check_run_config  # noqa: E402
+from facetviz.config import check_dataset_files, check_run_config  # noqa: E402
 from facetviz.errors import ConfigError  # noqa: E402
 from facetviz.models import missing_weights_message, weights_file  # noqa: E402
 
 try:
     NEURONS = {neuron["name"]: neuron for neuron in check_run_config(config)}
+    check_dataset_files(config, list(NEURONS.values()))
     WEIGHTS = weights_file(config["model"])
 except ConfigError as err:
     raise WorkflowError(f"Invalid config: {err}") from None
