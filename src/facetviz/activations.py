@@ -6,7 +6,8 @@ Layout of the file:
                         (fc layers: rule 'value'; conv layers: 'center', 'max' and 'mean')
   labels, fine_labels, indices  [N] int64
   attrs: model, dataset, preprocessing, facet_layer, target_layers, class and fine-class names,
-         facetviz version (JSON strings where structured)
+         facetviz version (JSON strings where structured); skipped_images (JSON list of the
+         files left out as unreadable, dataset.on_unreadable: skip) and skipped_count
 Whole layers are stored, not single units, so adding a neuron in a stored layer reuses the file.
 
 For datasets too large for one job the pass runs in shards (contiguous ranges of the dataset,
@@ -19,17 +20,17 @@ from __future__ import annotations
 import json
 import queue
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import h5py
 import numpy as np
 import torch
-from torch.utils.data import Subset
+from torch.utils.data import Dataset, Subset
 
 from facetviz import __version__
-from facetviz.data import FacetDataset
+from facetviz.data import FacetDataset, SkipUnreadable
 from facetviz.errors import FacetvizError
 from facetviz.io import atomic_path, open_h5, require_h5_keys
 from facetviz.models import SPATIAL_RULES, Network, capture, unit_count, unit_values
@@ -39,6 +40,10 @@ from facetviz.train import loader
 CHUNK_BYTES = 1 << 20
 STAGE = "activations"
 SHARD_ATTR = "shard"
+SKIPPED_ATTR = "skipped_images"
+SKIPPED_COUNT_ATTR = "skipped_count"
+# attributes that differ between the shards of one pass (the join merges the skipped ones)
+PER_SHARD_ATTRS = (SHARD_ATTR, SKIPPED_ATTR, SKIPPED_COUNT_ATTR)
 
 
 def shard_rows(n: int, index: int, count: int) -> range:
@@ -79,6 +84,7 @@ def extract(
     target_layers = list(dict.fromkeys(target_layers))
     name = f"activations shard {shard[0] + 1}/{shard[1]}" if shard else "activations"
     progress = Progress(name, n, "images")
+    skips = _Skips(dataset, rows)
     with (
         atomic_path(out_path) as tmp,
         h5py.File(tmp, "w") as out,
@@ -89,7 +95,7 @@ def extract(
         written = 0
         targets: dict[str, h5py.Dataset] = {}
         images = dataset if shard is None else Subset(dataset, rows)
-        for pixels, _labels, _fine, _index in loader(images, batch_size, workers):
+        for pixels, _labels, _fine, _index in skips.batches(images, batch_size, workers):
             network(pixels.to(device))
             if written == 0:
                 codes, targets = _create_datasets(out, outputs, facet_layer, target_layers, n)
@@ -103,9 +109,7 @@ def extract(
             written = stop
             progress.update(len(pixels))
         writer.finish()
-        out["labels"] = dataset.labels[rows.start : rows.stop]
-        out["fine_labels"] = dataset.fine_labels[rows.start : rows.stop]
-        out["indices"] = dataset.indices[rows.start : rows.stop]
+        skips.write_rows(out)
         if shard:
             out.attrs[SHARD_ATTR] = json.dumps(
                 {"index": shard[0], "count": shard[1], "rows": [rows.start, rows.stop]}
@@ -201,6 +205,7 @@ def _create_datasets(
     codes = out.create_dataset(
         "codes",
         shape=(n, code_dim),
+        maxshape=(None, code_dim),  # fewer rows when unreadable images are skipped
         dtype="float16",
         chunks=(rows, code_dim),
         compression="gzip",
@@ -214,7 +219,11 @@ def _create_datasets(
         for rule in _rules_for(outputs[layer]):
             key = f"{layer}/{rule}"
             targets[key] = out.create_dataset(
-                f"layers/{key}", shape=(n, units), dtype="float32", chunks=(rows, units)
+                f"layers/{key}",
+                shape=(n, units),
+                maxshape=(None, units),
+                dtype="float32",
+                chunks=(rows, units),
             )
     return codes, targets
 
@@ -253,7 +262,8 @@ def join_shards(shard_paths: Sequence[str | Path], out_path: str | Path) -> None
                     start += len(part)
                 if key == "codes":
                     progress.update(total)
-            out.attrs.update({k: v for k, v in first.attrs.items() if k != SHARD_ATTR})
+            out.attrs.update({k: v for k, v in first.attrs.items() if k not in PER_SHARD_ATTRS})
+            _record_skipped(out.attrs, [path for shard in shards for path in skipped_images(shard)])
     finally:
         for shard in shards:
             shard.close()
@@ -263,7 +273,7 @@ def join_shards(shard_paths: Sequence[str | Path], out_path: str | Path) -> None
 def _check_shards(shards: list[h5py.File]) -> None:
     """Refuse shards that are not the complete, contiguous output of one configuration."""
     first = shards[0]
-    same = {k: v for k, v in first.attrs.items() if k != SHARD_ATTR}
+    same = {k: v for k, v in first.attrs.items() if k not in PER_SHARD_ATTRS}
     layout = {key: (first[key].shape[1:], first[key].dtype) for key in ("codes", "labels")}
     expected_start = 0
     for position, shard in enumerate(shards):
@@ -277,13 +287,14 @@ def _check_shards(shards: list[h5py.File]) -> None:
                 f"{len(shards)}: delete the shard files and rerun"
             )
         start, stop = info["rows"]
-        if start != expected_start or stop - start != len(shard["labels"]):
+        read = stop - start - len(skipped_images(shard))
+        if start != expected_start or read != len(shard["labels"]):
             raise FacetvizError(
                 f"{name} holds rows {start}-{stop}, not the rows that follow the previous shard "
                 f"(from {expected_start}): the dataset changed between shards; rerun them all"
             )
         expected_start = stop
-        others = {k: v for k, v in shard.attrs.items() if k != SHARD_ATTR}
+        others = {k: v for k, v in shard.attrs.items() if k not in PER_SHARD_ATTRS}
         shapes = {key: (shard[key].shape[1:], shard[key].dtype) for key in layout}
         if others != same or shapes != layout:
             raise FacetvizError(
@@ -305,6 +316,7 @@ class Activations:
         self.class_names: list[str] = json.loads(attrs["class_names"])
         self.fine_names: list[str] = json.loads(attrs["fine_names"])
         self.has_fine_labels = bool(attrs["has_fine_labels"])
+        self.skipped_count = int(attrs.get(SKIPPED_COUNT_ATTR, 0))
 
     def unit(self, layer: str, unit: int, spatial: str) -> np.ndarray:
         """The activation of one unit on every image."""
@@ -333,3 +345,73 @@ class Activations:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _listing(items: list[Any], most: int = 10) -> str:
+    """The first `most` items, comma-separated, and how many more there are."""
+    text = ", ".join(str(item) for item in items[:most])
+    return text + (f" and {len(items) - most} more" if len(items) > most else "")
+
+
+def skipped_images(handle: h5py.File) -> list[str]:
+    """The files a pass (or shard) left out as unreadable; [] for files from before skipping."""
+    return json.loads(handle.attrs.get(SKIPPED_ATTR, "[]"))
+
+
+def _record_skipped(attrs: h5py.AttributeManager, paths: list[str]) -> None:
+    attrs[SKIPPED_ATTR] = json.dumps(paths)
+    attrs[SKIPPED_COUNT_ATTR] = len(paths)
+
+
+class _Skips:
+    """The images a pass leaves out because they cannot be read (dataset.on_unreadable: skip).
+
+    `batches` drops them; `write_rows` writes the labels and indices of the images read and
+    lists every skipped file in the attributes. With on_unreadable: error nothing is dropped:
+    the first unreadable image stops the pass.
+    """
+
+    def __init__(self, dataset: FacetDataset, rows: range) -> None:
+        self.dataset = dataset
+        self.positions = np.arange(rows.start, rows.stop)
+        self.read: list[np.ndarray] = []  # dataset indices of the images read, batch by batch
+
+    def batches(
+        self, images: Dataset, batch_size: int, workers: int
+    ) -> Iterator[tuple[torch.Tensor, ...]]:
+        if self.dataset.on_unreadable == "skip":
+            images = SkipUnreadable(images, self.dataset.image_shape)
+        for batch in loader(images, batch_size, workers):
+            keep = batch[3] >= 0  # SkipUnreadable's placeholders have index -1
+            if not bool(keep.all()):
+                batch = [part[keep] for part in batch]
+            self.read.append(batch[3].numpy())
+            if len(batch[3]):
+                yield tuple(batch)
+
+    def write_rows(self, out: h5py.File) -> None:
+        seen = np.concatenate(self.read) if self.read else np.empty(0, np.int64)
+        read = np.isin(self.dataset.indices[self.positions], seen)
+        skipped = [self.dataset.source(int(p)) for p in self.positions[~read]]
+        if not read.any():
+            raise FacetvizError(
+                f"none of the {len(skipped)} images could be read (dataset.on_unreadable: skip), "
+                f"e.g. {_listing(skipped, 3)}: check dataset.root"
+            )
+        if skipped:  # the datasets were sized for every image
+            out.visititems(
+                lambda _key, item: (
+                    item.resize(int(read.sum()), axis=0) if isinstance(item, h5py.Dataset) else None
+                )
+            )
+            log.warning(
+                "left out %d unreadable images of %d (dataset.on_unreadable: skip; each is logged "
+                "above): listed in the %r attribute of the activations file",
+                len(skipped),
+                len(read),
+                SKIPPED_ATTR,
+            )
+        out["labels"] = self.dataset.labels[self.positions[read]]
+        out["fine_labels"] = self.dataset.fine_labels[self.positions[read]]
+        out["indices"] = self.dataset.indices[self.positions[read]]
+        _record_skipped(out.attrs, skipped)

@@ -22,6 +22,7 @@ from PIL import Image
 from torch.utils.data import Dataset
 
 from facetviz.errors import ConfigError, FacetvizError
+from facetviz.progress import log
 
 # Label order of the IDX files (label 5 is Sandal, 6 is Shirt).
 FASHION_MNIST_CLASSES = (
@@ -80,8 +81,25 @@ class LabelSpace:
         return cls(tuple(label_map), fine_names, tuple(fine_to_class), True)
 
 
+class UnreadableImage(FacetvizError):
+    """An image file that cannot be decoded (corrupt, truncated, not an image, unreadable)."""
+
+    def __init__(self, path: Path, reason: BaseException) -> None:
+        super().__init__(
+            f"cannot read image {path}: {reason}. Replace or delete the file, or set "
+            "dataset.on_unreadable: skip to leave such files out of the forward pass (each one "
+            "is logged and recorded in activations.h5)"
+        )
+        self.path = path
+        self.reason = reason
+
+
 class FacetDataset(Dataset):
     """Shared behaviour; subclasses load one image's pixels in `_load`."""
+
+    # what the forward pass does with an image `_load` cannot read (UnreadableImage): see
+    # SkipUnreadable; image_folder datasets take it from dataset.on_unreadable
+    on_unreadable = "error"
 
     def __init__(
         self,
@@ -138,8 +156,37 @@ class FacetDataset(Dataset):
                 "changed since the activations were computed; rerun the pipeline."
             ) from None
 
+    def source(self, position: int) -> str:
+        """Where the image at `position` comes from, for messages: its file, or its index."""
+        return (
+            f"{self.description['kind']} {self.description['split']} image {self.indices[position]}"
+        )
+
     def _load(self, position: int) -> torch.Tensor:
         raise NotImplementedError
+
+
+class SkipUnreadable(Dataset):
+    """`images` (a dataset or a Subset of one) where an unreadable image becomes a placeholder.
+
+    The placeholder's index is -1 and its pixels zeros, so that it batches with the others; the
+    forward pass drops it and records the file as skipped (activations.extract). Each skip is
+    logged here with its reason, also from DataLoader worker processes.
+    """
+
+    def __init__(self, images: Dataset, image_shape: tuple[int, int, int]) -> None:
+        self.images = images
+        self.image_shape = image_shape
+
+    def __len__(self) -> int:
+        return len(self.images)  # type: ignore[arg-type]
+
+    def __getitem__(self, position: int) -> tuple[torch.Tensor, int, int, int]:
+        try:
+            return self.images[position]
+        except UnreadableImage as err:
+            log.warning("skipped (dataset.on_unreadable: skip): %s: %s", err.path, err.reason)
+            return torch.zeros(self.image_shape), -1, -1, -1
 
 
 def _fit_to_model(image: torch.Tensor, image_size: int, channels: int) -> torch.Tensor:
@@ -327,6 +374,10 @@ class ImageFolderData(FacetDataset):
             {"kind": "image_folder", "root": str(root), "split": split, "resize": self.resize},
         )
         self._paths = [paths[i] for i in self.indices]
+        self.on_unreadable = cfg.get("on_unreadable") or "error"
+
+    def source(self, position: int) -> str:
+        return str(self._paths[position])
 
     def _load(self, position: int) -> torch.Tensor:
         path = self._paths[position]
@@ -340,8 +391,9 @@ class ImageFolderData(FacetDataset):
                 top = (image.height - self.image_size) // 2
                 image = image.crop((left, top, left + self.image_size, top + self.image_size))
                 array = np.asarray(image, dtype=np.float32) / 255.0
-        except OSError as err:
-            raise FacetvizError(f"cannot read image {path}: {err}") from err
+        # PIL raises OSError for most damage, SyntaxError or ValueError for some broken headers
+        except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
+            raise UnreadableImage(path, err) from err
         tensor = torch.from_numpy(array)
         return tensor[None] if tensor.ndim == 2 else tensor.permute(2, 0, 1).contiguous()
 

@@ -165,6 +165,7 @@ def discover(
         fine = activations.fine_labels[rows]
         fine_names = activations.fine_names
         has_fine = activations.has_fine_labels
+        skipped = activations.skipped_count
     space = facets_cfg.get("space", "tsne")
     k, m, min_size = facets_cfg["k"], facets_cfg["m"], facets_cfg.get("min_size", 1)
     start = time.perf_counter()
@@ -206,6 +207,8 @@ def discover(
         "unit": neuron["unit"],
         "neuron_config": neuron,
         "images": int(len(rows)),
+        # unreadable images the forward pass left out (dataset.on_unreadable: skip), of all classes
+        "skipped_images": skipped,
         "space": space,
         "clusters": k,
         "dropped_clusters": int(len(dropped)),
