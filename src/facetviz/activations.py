@@ -95,12 +95,13 @@ def extract(
         written = 0
         targets: dict[str, h5py.Dataset] = {}
         images = dataset if shard is None else Subset(dataset, rows)
-        for pixels, _labels, _fine, _index in skips.batches(images, batch_size, workers):
+        for pixels, _labels, _fine, index in skips.batches(images, batch_size, workers):
             network(pixels.to(device))
+            code_batch = outputs[facet_layer].flatten(1).to(torch.float16)
+            _require_finite_batch(dataset, index, written, {**outputs, FLOAT16_CODES: code_batch})
             if written == 0:
                 codes, targets = _create_datasets(out, outputs, facet_layer, target_layers, n)
             stop = written + len(pixels)
-            code_batch = outputs[facet_layer].flatten(1).to(torch.float16)
             writer.put(codes, written, stop, code_batch.cpu().numpy())
             for key, target in targets.items():
                 layer, rule = key.rsplit("/", 1)
@@ -326,13 +327,33 @@ class Activations:
                 f"layer {layer!r} is not in {self.file.filename}: rerun the activations stage"
             )
         rule = "value" if "value" in group else spatial
-        return group[rule][:, unit]
+        values = group[rule][:, unit]
+        self._refuse_non_finite(
+            values, np.arange(len(values)), f"the values of {layer!r} unit {unit}"
+        )
+        return values
 
     def codes(self, rows: np.ndarray) -> np.ndarray:
         """Codes of the given rows, in the order given, as float32."""
         # h5py reads only sorted, unique indices
         unique, inverse = np.unique(rows, return_inverse=True)
-        return self.file["codes"][unique].astype(np.float32)[inverse]
+        codes = self.file["codes"][unique].astype(np.float32)[inverse]
+        self._refuse_non_finite(codes, np.asarray(rows), "the codes")
+        return codes
+
+    def _refuse_non_finite(self, values: np.ndarray, rows: np.ndarray, what: str) -> None:
+        """Refuse NaN or infinite activations (a file from before the activations stage checked
+        them, or edited), naming the rows, rather than cluster or select by them."""
+        bad = ~np.isfinite(values.reshape(len(values), -1)).all(axis=1)
+        if not bad.any():
+            return
+        rows = rows[bad]
+        raise FacetvizError(
+            f"{self.file.filename}: {what} are NaN or infinite in {len(rows)} rows: "
+            f"{_listing(rows.tolist())} (dataset indices {_listing(self.indices[rows].tolist())}). "
+            "These activations cannot be clustered: delete the file and rerun the activations "
+            "stage, which stops at the first batch whose activations are not finite."
+        )
 
     def attrs(self) -> dict[str, Any]:
         return dict(self.file.attrs)
@@ -345,6 +366,30 @@ class Activations:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+FLOAT16_CODES = "codes (float16)"
+
+
+def _require_finite_batch(
+    dataset: FacetDataset, index: torch.Tensor, first_row: int, tensors: dict[str, torch.Tensor]
+) -> None:
+    """Stop the pass at a batch whose layer outputs (or float16 codes) are NaN or infinite,
+    naming the layer and the images. One host sync per batch, as the writes need anyway."""
+    bad = {name: ~torch.isfinite(t.reshape(len(t), -1)).all(1) for name, t in tensors.items()}
+    if not bool(torch.stack(list(bad.values())).any()):
+        return
+    name, rows = next((name, rows.cpu()) for name, rows in bad.items() if rows.any())
+    images = [dataset.source(int(p)) for p in dataset.positions_of(index[rows].tolist())]
+    what = f"the model's output at layer {name!r} is"
+    fix = "Check the model and its weights (model.weights): they make non-finite values."
+    if name == FLOAT16_CODES:
+        what = "the codes of facets.layer exceed float16's range (65504), so they are"
+        fix = "The codes are stored as float16: pick a facets.layer whose values are smaller."
+    raise FacetvizError(
+        f"activations: {what} NaN or infinite for {len(images)} of the {len(rows)} images of the "
+        f"batch from row {first_row} of the pass: {_listing(images)}. Nothing was written. {fix}"
+    )
 
 
 def _listing(items: list[Any], most: int = 10) -> str:
