@@ -286,6 +286,7 @@ def main(argv: list[str] | None = None) -> int:
         _limit_threads(args.threads)
     setup_logging()
     signal.signal(signal.SIGTERM, _terminate)
+    sys.unraisablehook, sys.excepthook = _unraisable, _excepthook
     try:
         settings = json.loads(args.settings)
         args.func(args, settings)
@@ -304,6 +305,19 @@ def main(argv: list[str] | None = None) -> int:
             f"No space left on device ({err}): free some space and run the same command again"
         )
     return 0
+
+
+def _unraisable(unraisable: sys.UnraisableHookArgs) -> None:
+    """After a write failed for lack of space, h5py reports each object it then fails to free
+    (Cython prints the traceback through sys.excepthook, then calls this hook). The stage's own
+    message says what happened, so those reports are left out of the log."""
+    if unraisable.exc_value is None or not is_disk_full(unraisable.exc_value):
+        sys.__unraisablehook__(unraisable)
+
+
+def _excepthook(kind: type[BaseException], value: BaseException, trace: Any) -> None:
+    if not is_disk_full(value):
+        sys.__excepthook__(kind, value, trace)
 
 
 def _exit_now(message: str) -> None:
