@@ -443,15 +443,11 @@ class _Skips:
                 f"none of the {len(skipped)} images could be read (dataset.on_unreadable: skip), "
                 f"e.g. {_listing(skipped, 3)}: check dataset.root"
             )
-        if skipped:  # the datasets were sized for every image
-            out.visititems(
-                lambda _key, item: (
-                    item.resize(int(read.sum()), axis=0) if isinstance(item, h5py.Dataset) else None
-                )
-            )
+        if skipped:  # the datasets were sized for every image: keep the rows written
+            _shrink(out, int(read.sum()))
             log.warning(
-                "left out %d unreadable images of %d (dataset.on_unreadable: skip; each is logged "
-                "above): listed in the %r attribute of the activations file",
+                "left out %d of %d images as unreadable (dataset.on_unreadable: skip; each is "
+                "logged above): listed in the %r attribute of the activations file",
                 len(skipped),
                 len(read),
                 SKIPPED_ATTR,
@@ -460,3 +456,12 @@ class _Skips:
         out["fine_labels"] = self.dataset.fine_labels[self.positions[read]]
         out["indices"] = self.dataset.indices[self.positions[read]]
         _record_skipped(out.attrs, skipped)
+
+
+def _shrink(item: h5py.Dataset | h5py.Group, rows: int) -> None:
+    """Resize a dataset (or every dataset below a group) to its first `rows` rows."""
+    if isinstance(item, h5py.Group):
+        for child in item.values():
+            _shrink(child, rows)
+    else:
+        item.resize(rows, axis=0)

@@ -88,7 +88,8 @@ class UnreadableImage(FacetvizError):
         super().__init__(
             f"cannot read image {path}: {reason}. Replace or delete the file, or set "
             "dataset.on_unreadable: skip to leave such files out of the forward pass (each one "
-            "is logged and recorded in activations.h5)"
+            "is logged and recorded in activations.h5; training the embedded model still needs "
+            "every file)"
         )
         self.path = path
         self.reason = reason
@@ -436,7 +437,13 @@ def input_spec(cfg: dict[str, Any]) -> tuple[tuple[int, int, int], tuple[str, ..
         fine_names: Sequence[str] = FASHION_MNIST_CLASSES
         shape = (cfg.get("channels") or 1, cfg.get("image_size") or 28, cfg.get("image_size") or 28)
     elif kind == "image_folder":
-        fine_names = [d.name for d in _class_dirs(_image_folder_root(cfg.get("root")))]
+        root = _image_folder_root(cfg.get("root"))
+        fine_names = [d.name for d in _class_dirs(root)]
+        if not fine_names:
+            raise ConfigError(
+                f"dataset.root: {root} has no class folders. An image_folder dataset is "
+                "root/<class>/<image> (ImageNet's train/ layout), not a folder of images."
+            )
         size = cfg.get("image_size") or 224
         shape = (cfg.get("channels") or 3, size, size)
     else:
