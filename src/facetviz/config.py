@@ -78,23 +78,24 @@ def check_dataset_files(config: dict[str, Any], neurons: list[dict[str, Any]]) -
 def _check_model_input(
     model: Any, model_cfg: dict[str, Any], dataset_cfg: dict[str, Any], shape: tuple[int, ...]
 ) -> None:
-    """The model takes the dataset's images: their channels, and their size (which must reach
-    the architecture's minimum; torch's own error would name neither)."""
+    """The model takes the dataset's images. When torch refuses them, say why in the config's
+    terms: the channels (the first convolution's), or the size (the architecture's minimum).
+    Only then: a model may adapt its input itself, e.g. repeat a gray channel."""
+    refused = input_refused(model, shape)
+    if refused is None:
+        return
     channels, size = shape[0], shape[1]
     name = describe_model(model_cfg)
     conv = first_conv(model)
     if conv is not None and conv[1].in_channels != channels:
-        given = _origin(dataset_cfg, "channels")
-        convert = "repeated into" if conv[1].in_channels > channels else "averaged to"
+        takes, given = conv[1].in_channels, _origin(dataset_cfg, "channels")
+        convert = "repeated into" if takes > channels else "averaged to"
         raise ConfigError(
-            f"dataset.channels: the model ({name}) takes {conv[1].in_channels}-channel images "
-            f"(its first layer {conv[0]}), but the dataset gives {channels} ({given}). Set "
-            f"dataset.channels: {conv[1].in_channels} (images are {convert} "
-            f"{conv[1].in_channels} channels), or a model that takes {channels}-channel images."
+            f"dataset.channels: the model ({name}) takes {takes}-channel images (its first "
+            f"layer {conv[0]}), but the dataset gives {channels} ({given}). Set "
+            f"dataset.channels: {takes} (images are {convert} {takes} channels), or a model "
+            f"that takes {channels}-channel images."
         )
-    refused = input_refused(model, shape)
-    if refused is None:
-        return
     minimum = minimum_input_size(model, channels, size)
     given = _origin(dataset_cfg, "image_size")
     if minimum is None:
