@@ -1,8 +1,8 @@
-"""The real snakemake on the real workflow: a tiny end-to-end run, the default DAG, bad configs."""
+"""The real snakemake on the real workflow: a tiny end-to-end run and the default DAG (bad
+configs: tests/test_bad_inputs.py)."""
 
 from __future__ import annotations
 
-import copy
 import json
 import os
 import re
@@ -397,60 +397,3 @@ def test_paper_scale_dag_batches_neurons_and_asks_for_gpus(tmp_path: Path):
     assert rules["synthesize"] == 100 and rules["facets"] == 1000
     asks_gpu = {rule for rule, body in jobs if re.search(r"resources:.*\bgpu=1", body)}
     assert asks_gpu == {"activations", "synthesize"}
-
-
-def _broken(config: dict, change) -> dict:
-    config = copy.deepcopy(config)
-    change(config)
-    return config
-
-
-def _resnet18(config: dict, weights: str) -> None:
-    config["model"] = {"kind": "torchvision", "arch": "resnet18", "weights": weights}
-    config["dataset"]["channels"] = 3
-    config["facets"]["layer"] = "avgpool"
-    config["neurons"] = [{"name": "fc-0", "layer": "fc", "unit": 0, "select": "top"}]
-
-
-BAD_CONFIGS = {
-    "unknown top-level key": (lambda c: c.update(sneed=1), ["sneed"]),
-    "unknown nested key": (lambda c: c["facets"].update(kk=3), ["kk", "facets"]),
-    "wrong type": (lambda c: c["facets"].update(k="ten"), ["ten", "'k'", "integer"]),
-    "unknown layer": (
-        lambda c: c["neurons"][0].update(layer="classifier.9"),
-        ["neurons[0] (footwear).layer", "classifier.9"],
-    ),
-    "unknown facet layer": (lambda c: c["facets"].update(layer="fc7"), ["facets.layer", "fc7"]),
-    "unit out of range": (
-        lambda c: c["neurons"][1].update(unit=7),
-        ["neurons[1] (trouser-dress).unit", "out of range", "4 units"],
-    ),
-    "conv unit out of range": (
-        lambda c: c["neurons"][2].update(unit=32),
-        ["neurons[2] (conv-ch3).unit", "32 units"],
-    ),
-    "unknown clustering space": (
-        lambda c: c["facets"].update(space="umap"),
-        ["umap", "space", "tsne"],
-    ),
-    "k above the image cap": (
-        lambda c: c["facets"].update(top_n=2),
-        ["facets.top_n", "facets.k = 3"],
-    ),
-    "unknown class": (lambda c: c["neurons"][0].update({"class": "hats"}), ["class", "hats"]),
-    "missing weights file": (
-        lambda c: _resnet18(c, "/nonexistent.pth"),
-        ["/nonexistent.pth", "does not exist", "random"],
-    ),
-}
-
-
-@pytest.mark.parametrize("case", list(BAD_CONFIGS))
-def test_bad_config_stops_before_any_job(case: str, tmp_path: Path, real_fashion_mnist: Path):
-    change, expected = BAD_CONFIGS[case]
-    result = snakemake(tmp_path, _broken(tiny_config(real_fashion_mnist), change))
-    message = result.stdout + result.stderr
-    assert result.returncode != 0
-    for fragment in expected:
-        assert fragment in message, f"{fragment!r} not in:\n{message[-2000:]}"
-    assert not (tmp_path / "results").exists(), "a job ran despite the bad config"
