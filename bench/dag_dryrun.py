@@ -1,11 +1,12 @@
 """Time to plan the paper-scale DAG: `snakemake --dry-run` with all 1,000 ImageNet class units.
 
 The config is the paper's setting at full width: a torchvision AlexNet (random weights, so no
-download), an ImageFolder with ImageNet's layout of 1,000 class folders (empty: a dry run opens
-no image), fc7 (`classifier.5`, after its ReLU as in Caffe) as facet layer, one neuron per class
-logit, 10 neurons per synthesis job. Each repeat is a fresh `snakemake --dry-run` process
-(parsing, config checks, DAG), as a user would run it; the median wall time is printed
-with the number of planned jobs.
+download), an ImageFolder with ImageNet's layout of 1,000 class folders (each with one empty
+.JPEG: the parse checks that every selected class has an image file; a dry run opens none), fc7
+(`classifier.5`, after its ReLU as in Caffe) as facet layer, one neuron per class logit, 10
+neurons per synthesis job. Each repeat is a fresh `snakemake --dry-run` process (parsing, config
+checks, DAG), as a user would run it; the median wall time is printed with the number of
+planned jobs.
 
     .venv/bin/python bench/dag_dryrun.py --classes 1000 --repeats 3
 """
@@ -27,6 +28,13 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 GOAL_SECONDS = 60.0
+
+
+def make_class_folders(root: Path, classes: list[str]) -> None:
+    """ImageNet's layout, one empty image file per class folder (a dry run decodes none)."""
+    for name in classes:
+        (root / name).mkdir(parents=True)
+        (root / name / f"{name}_0.JPEG").touch()
 
 
 def paper_scale_config(root: Path, classes: list[str], per_job: int) -> dict:
@@ -86,8 +94,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="facetviz-dag-") as tmp:
         workdir = Path(tmp)
         classes = [f"n{index:08d}" for index in range(args.classes)]  # ImageNet-style wnids
-        for name in classes:
-            (workdir / "train" / name).mkdir(parents=True)
+        make_class_folders(workdir / "train", classes)
         config = workdir / "config.yaml"
         config.write_text(
             yaml.safe_dump(paper_scale_config(workdir / "train", classes, args.neurons_per_job))

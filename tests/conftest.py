@@ -1,17 +1,22 @@
 """Shared fixtures: small datasets in the real on-disk formats, validated configs, networks,
-synthesis tasks, a small run made by the real stages, and the repository paths."""
+synthesis tasks, a small run made by the real stages, the repository paths, and a real
+single-node SLURM (started once per session, for the tests that ask for it)."""
 
 from __future__ import annotations
 
 import copy
 import gzip
+import importlib.util
+import os
 import struct
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+import yaml
 from PIL import Image
+from slurm_cluster import Cluster, Unavailable, start
 
 from facetviz.data import DEBIAN_FASHION_MNIST, FASHION_MNIST_CLASSES, FacetDataset, open_dataset
 from facetviz.models import Network, load_network
@@ -20,6 +25,7 @@ from facetviz.synthesis.methods import Task
 from facetviz.synthesis.objectives import Unit
 
 REPO = Path(__file__).resolve().parents[1]
+SLURM_PROFILE = REPO / "workflow" / "profiles" / "slurm"
 
 
 def write_idx(path: Path, array: np.ndarray) -> None:
@@ -310,3 +316,71 @@ def small_oracle(fashion_dir: Path, tmp_path_factory: pytest.TempPathFactory):
     finally:
         torch.set_num_threads(threads)
     return folder, metrics
+def tests_on_pythonpath(monkeypatch: pytest.MonkeyPatch) -> None:
+    """tests/ on PYTHONPATH, so that `factory: fault_models:build` imports at parse time and in
+    the jobs (they inherit the environment)."""
+    paths = [str(REPO / "tests"), *filter(None, [os.environ.get("PYTHONPATH")])]
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(paths))
+
+
+@pytest.fixture
+def fault_models_importable(monkeypatch: pytest.MonkeyPatch) -> None:
+    tests_on_pythonpath(monkeypatch)
+
+
+def partial_files(folder: Path) -> list[Path]:
+    """Leftovers of interrupted atomic writes (io.atomic_path's `.<name>.partial`)."""
+    return sorted(folder.rglob(".*.partial")) if folder.exists() else []
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster(tmp_path_factory: pytest.TempPathFactory):
+    """A running cluster, its SLURM_CONF and PATH in os.environ (which snakemake() passes on).
+
+    One per session: tests/test_slurm.py and tests/test_faults.py share it (starting one takes
+    seconds; an idle one costs nothing).
+    """
+    if importlib.util.find_spec("snakemake_executor_plugin_slurm") is None:
+        pytest.skip(
+            "snakemake-executor-plugin-slurm is not installed: "
+            "pip install -r requirements.txt (`make test` does)"
+        )
+    profile = yaml.safe_load((SLURM_PROFILE / "config.yaml").read_text())
+    largest_request = max(rule["mem_mb"] for rule in profile["set-resources"].values())
+    try:
+        cluster = start(tmp_path_factory.mktemp("slurm"), min_memory_mb=largest_request)
+    except Unavailable as err:
+        pytest.skip(f"no SLURM cluster here: {err}")
+    saved = {name: os.environ.get(name) for name in cluster.env}
+    os.environ.update(cluster.env)
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def slurm_snakemake_args(cluster: Cluster, jobs: int = 4) -> list[str]:
+    """Snakemake arguments that run the project's SLURM profile on the test cluster."""
+    return [
+        "--workflow-profile",
+        str(SLURM_PROFILE),
+        # Test-only settings: no slurmdbd here, so no sacct (the default status command);
+        # rules with threads: 4 must fit on this machine's node.
+        "--slurm-status-command",
+        "squeue",
+        # The executor polls this long after a poll that saw a job end, then 10 s longer each
+        # time it sees none (init, 2*init + 10, 3*init + 30, ... after a submission). A job here
+        # takes 11-20 s (two snakemake start-ups and the rule's), so 6 s (22 s) rarely waits
+        # for a third poll; 1 s would always wait for the third one (33 s per step).
+        "--slurm-init-seconds-before-status-checks",
+        "6",
+        "--jobs",
+        str(jobs),
+        "--max-threads",
+        str(cluster.cpus),
+    ]

@@ -7,47 +7,15 @@ It needs root and apt to install Debian's SLURM where it is missing, and the exe
 
 from __future__ import annotations
 
-import importlib.util
-import os
 import re
 from pathlib import Path
 
 import pytest
-import yaml
-from conftest import REPO
-from slurm_cluster import Cluster, Unavailable, start
+from conftest import slurm_snakemake_args
+from slurm_cluster import Cluster
 from test_workflow import snakemake, tiny_config
 
 pytestmark = [pytest.mark.slurm, pytest.mark.workflow]
-
-PROFILE = REPO / "workflow" / "profiles" / "slurm"
-
-
-@pytest.fixture(scope="module")
-def slurm_cluster(tmp_path_factory: pytest.TempPathFactory):
-    """A running cluster, its SLURM_CONF and PATH in os.environ (which snakemake() passes on)."""
-    if importlib.util.find_spec("snakemake_executor_plugin_slurm") is None:
-        pytest.skip(
-            "snakemake-executor-plugin-slurm is not installed: "
-            "pip install -r requirements.txt (`make test` does)"
-        )
-    profile = yaml.safe_load((PROFILE / "config.yaml").read_text())
-    largest_request = max(rule["mem_mb"] for rule in profile["set-resources"].values())
-    try:
-        cluster = start(tmp_path_factory.mktemp("slurm"), min_memory_mb=largest_request)
-    except Unavailable as err:
-        pytest.skip(f"no SLURM cluster here: {err}")
-    saved = {name: os.environ.get(name) for name in cluster.env}
-    os.environ.update(cluster.env)
-    try:
-        yield cluster
-    finally:
-        cluster.stop()
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
 
 
 def test_tiny_run_through_slurm(slurm_cluster: Cluster, tmp_path: Path, real_fashion_mnist: Path):
@@ -61,26 +29,7 @@ def test_tiny_run_through_slurm(slurm_cluster: Cluster, tmp_path: Path, real_fas
         config["synthesis"]["methods"] = config["synthesis"]["methods"][:1]
     if "oracle" in config:
         config["oracle"]["enabled"] = False
-    result = snakemake(
-        tmp_path,
-        config,
-        "--workflow-profile",
-        str(PROFILE),
-        # Test-only settings: no slurmdbd here, so no sacct (the default status command);
-        # rules with threads: 4 must fit on this machine's node.
-        "--slurm-status-command",
-        "squeue",
-        # The executor polls this long after a poll that saw a job end, then 10 s longer each
-        # time it sees none (init, 2*init + 10, 3*init + 30, ... after a submission). A job here
-        # takes 11-20 s (two snakemake start-ups and the rule's), so 6 s (22 s) rarely waits
-        # for a third poll; 1 s would always wait for the third one (33 s per step).
-        "--slurm-init-seconds-before-status-checks",
-        "6",
-        "--jobs",
-        "4",
-        "--max-threads",
-        str(slurm_cluster.cpus),
-    )
+    result = snakemake(tmp_path, config, *slurm_snakemake_args(slurm_cluster))
     output = result.stdout + result.stderr
     assert result.returncode == 0, (
         output[-6000:] + "\n--- slurmctld:\n" + slurm_cluster.log("slurmctld")[-3000:]

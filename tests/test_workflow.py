@@ -1,8 +1,8 @@
-"""The real snakemake on the real workflow: a tiny end-to-end run, the default DAG, bad configs."""
+"""The real snakemake on the real workflow: a tiny end-to-end run and the default DAG (bad
+configs: tests/test_bad_inputs.py)."""
 
 from __future__ import annotations
 
-import copy
 import csv
 import json
 import os
@@ -470,11 +470,10 @@ def test_default_config_dag_builds(tmp_path: Path):
 def test_paper_scale_dag_batches_neurons_and_asks_for_gpus(tmp_path: Path):
     """1,000 ImageNet class units plan 100 synthesis jobs; only model jobs ask for a GPU."""
     sys.path.insert(0, str(REPO / "bench"))
-    from dag_dryrun import paper_scale_config
+    from dag_dryrun import make_class_folders, paper_scale_config
 
     classes = [f"n{index:08d}" for index in range(1000)]
-    for name in classes:
-        (tmp_path / "train" / name).mkdir(parents=True)
+    make_class_folders(tmp_path / "train", classes)
     config = paper_scale_config(tmp_path / "train", classes, per_job=10)
     result = snakemake(tmp_path, config, "--dry-run")
     assert result.returncode == 0, result.stderr[-3000:]
@@ -484,60 +483,3 @@ def test_paper_scale_dag_batches_neurons_and_asks_for_gpus(tmp_path: Path):
     assert rules["synthesize"] == 100 * (1 + len(REFERENCES)) and rules["facets"] == 1000
     asks_gpu = {rule for rule, body in jobs if re.search(r"resources:.*\bgpu=1", body)}
     assert asks_gpu == {"activations", "synthesize"}
-
-
-def _broken(config: dict, change) -> dict:
-    config = copy.deepcopy(config)
-    change(config)
-    return config
-
-
-def _resnet18(config: dict, weights: str) -> None:
-    config["model"] = {"kind": "torchvision", "arch": "resnet18", "weights": weights}
-    config["dataset"]["channels"] = 3
-    config["facets"]["layer"] = "avgpool"
-    config["neurons"] = [{"name": "fc-0", "layer": "fc", "unit": 0, "select": "top"}]
-
-
-BAD_CONFIGS = {
-    "unknown top-level key": (lambda c: c.update(sneed=1), ["sneed"]),
-    "unknown nested key": (lambda c: c["facets"].update(kk=3), ["kk", "facets"]),
-    "wrong type": (lambda c: c["facets"].update(k="ten"), ["ten", "'k'", "integer"]),
-    "unknown layer": (
-        lambda c: c["neurons"][0].update(layer="classifier.9"),
-        ["neurons[0] (footwear).layer", "classifier.9"],
-    ),
-    "unknown facet layer": (lambda c: c["facets"].update(layer="fc7"), ["facets.layer", "fc7"]),
-    "unit out of range": (
-        lambda c: c["neurons"][1].update(unit=7),
-        ["neurons[1] (trouser-dress).unit", "out of range", "4 units"],
-    ),
-    "conv unit out of range": (
-        lambda c: c["neurons"][2].update(unit=32),
-        ["neurons[2] (conv-ch3).unit", "32 units"],
-    ),
-    "unknown clustering space": (
-        lambda c: c["facets"].update(space="umap"),
-        ["umap", "space", "tsne"],
-    ),
-    "k above the image cap": (
-        lambda c: c["facets"].update(top_n=2),
-        ["facets.top_n", "facets.k = 3"],
-    ),
-    "unknown class": (lambda c: c["neurons"][0].update({"class": "hats"}), ["class", "hats"]),
-    "missing weights file": (
-        lambda c: _resnet18(c, "/nonexistent.pth"),
-        ["/nonexistent.pth", "does not exist", "random"],
-    ),
-}
-
-
-@pytest.mark.parametrize("case", list(BAD_CONFIGS))
-def test_bad_config_stops_before_any_job(case: str, tmp_path: Path, real_fashion_mnist: Path):
-    change, expected = BAD_CONFIGS[case]
-    result = snakemake(tmp_path, _broken(tiny_config(real_fashion_mnist), change))
-    message = result.stdout + result.stderr
-    assert result.returncode != 0
-    for fragment in expected:
-        assert fragment in message, f"{fragment!r} not in:\n{message[-2000:]}"
-    assert not (tmp_path / "results").exists(), "a job ran despite the bad config"

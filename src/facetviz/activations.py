@@ -6,7 +6,8 @@ Layout of the file:
                         (fc layers: rule 'value'; conv layers: 'center', 'max' and 'mean')
   labels, fine_labels, indices  [N] int64
   attrs: model, dataset, preprocessing, facet_layer, target_layers, class and fine-class names,
-         facetviz version (JSON strings where structured)
+         facetviz version (JSON strings where structured); skipped_images (JSON list of the
+         files left out as unreadable, dataset.on_unreadable: skip) and skipped_count
 Whole layers are stored, not single units, so adding a neuron in a stored layer reuses the file.
 
 For datasets too large for one job the pass runs in shards (contiguous ranges of the dataset,
@@ -19,17 +20,17 @@ from __future__ import annotations
 import json
 import queue
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import h5py
 import numpy as np
 import torch
-from torch.utils.data import Subset
+from torch.utils.data import Dataset, Subset
 
 from facetviz import __version__
-from facetviz.data import FacetDataset
+from facetviz.data import FacetDataset, SkipUnreadable
 from facetviz.errors import FacetvizError
 from facetviz.io import atomic_path, open_h5, require_h5_keys
 from facetviz.models import SPATIAL_RULES, Network, capture, unit_count, unit_values
@@ -39,6 +40,10 @@ from facetviz.train import loader
 CHUNK_BYTES = 1 << 20
 STAGE = "activations"
 SHARD_ATTR = "shard"
+SKIPPED_ATTR = "skipped_images"
+SKIPPED_COUNT_ATTR = "skipped_count"
+# attributes that differ between the shards of one pass (the join merges the skipped ones)
+PER_SHARD_ATTRS = (SHARD_ATTR, SKIPPED_ATTR, SKIPPED_COUNT_ATTR)
 
 
 def shard_rows(n: int, index: int, count: int) -> range:
@@ -78,15 +83,15 @@ def extract(
     target_layers = list(dict.fromkeys(target_layers))
     name = f"activations shard {shard[0] + 1}/{shard[1]}" if shard else "activations"
     progress = Progress(name, len(rows), "images")
+    skips = _Skips(dataset, rows)
     images = dataset if shard is None else Subset(dataset, rows)
     with atomic_path(out_path) as tmp, h5py.File(tmp, "w") as out:
+        batches = skips.batches(images, batch_size, workers)
         _forward_pass(
-            network, loader(images, batch_size, workers), facet_layer, target_layers, out,
-            len(rows), device, progress,
+            network, dataset, batches, facet_layer, target_layers, out, len(rows), device,
+            progress,
         )  # fmt: skip
-        out["labels"] = dataset.labels[rows.start : rows.stop]
-        out["fine_labels"] = dataset.fine_labels[rows.start : rows.stop]
-        out["indices"] = dataset.indices[rows.start : rows.stop]
+        skips.write_rows(out)
         if shard:
             out.attrs[SHARD_ATTR] = json.dumps(
                 {"index": shard[0], "count": shard[1], "rows": [rows.start, rows.stop]}
@@ -103,7 +108,8 @@ def extract(
 
 def _forward_pass(
     network: Network,
-    batches: Iterable,
+    dataset: FacetDataset,
+    batches: Iterator,
     facet_layer: str,
     target_layers: list[str],
     out: h5py.File,
@@ -112,7 +118,8 @@ def _forward_pass(
     progress: Progress,
 ) -> None:
     """Stream every batch through the network into the file's datasets (made at the first
-    batch, when the layers' sizes are known); writes overlap the next forward pass."""
+    batch, when the layers' sizes are known); writes overlap the next forward pass. A batch
+    with NaN or Inf stops it, naming the layer and the images."""
     with (
         BackgroundWriter() as writer,
         capture(network.module, [facet_layer, *target_layers]) as outputs,
@@ -120,12 +127,13 @@ def _forward_pass(
     ):
         written = 0
         targets: dict[str, h5py.Dataset] = {}
-        for pixels, _labels, _fine, _index in batches:
+        for pixels, _labels, _fine, index in batches:
             network(pixels.to(device))
+            code_batch = outputs[facet_layer].flatten(1).to(torch.float16)
+            _require_finite_batch(dataset, index, written, {**outputs, FLOAT16_CODES: code_batch})
             if written == 0:
                 codes, targets = _create_datasets(out, outputs, facet_layer, target_layers, n)
             stop = written + len(pixels)
-            code_batch = outputs[facet_layer].flatten(1).to(torch.float16)
             writer.put(codes, written, stop, code_batch.cpu().numpy())
             for key, target in targets.items():
                 layer, rule = key.rsplit("/", 1)
@@ -222,6 +230,7 @@ def _create_datasets(
     codes = out.create_dataset(
         "codes",
         shape=(n, code_dim),
+        maxshape=(None, code_dim),  # fewer rows when unreadable images are skipped
         dtype="float16",
         chunks=(rows, code_dim),
         compression="gzip",
@@ -235,7 +244,11 @@ def _create_datasets(
         for rule in _rules_for(outputs[layer]):
             key = f"{layer}/{rule}"
             targets[key] = out.create_dataset(
-                f"layers/{key}", shape=(n, units), dtype="float32", chunks=(rows, units)
+                f"layers/{key}",
+                shape=(n, units),
+                maxshape=(None, units),
+                dtype="float32",
+                chunks=(rows, units),
             )
     return codes, targets
 
@@ -274,7 +287,8 @@ def join_shards(shard_paths: Sequence[str | Path], out_path: str | Path) -> None
                     start += len(part)
                 if key == "codes":
                     progress.update(total)
-            out.attrs.update({k: v for k, v in first.attrs.items() if k != SHARD_ATTR})
+            out.attrs.update({k: v for k, v in first.attrs.items() if k not in PER_SHARD_ATTRS})
+            _record_skipped(out.attrs, [path for shard in shards for path in skipped_images(shard)])
     finally:
         for shard in shards:
             shard.close()
@@ -284,7 +298,7 @@ def join_shards(shard_paths: Sequence[str | Path], out_path: str | Path) -> None
 def _check_shards(shards: list[h5py.File]) -> None:
     """Refuse shards that are not the complete, contiguous output of one configuration."""
     first = shards[0]
-    same = {k: v for k, v in first.attrs.items() if k != SHARD_ATTR}
+    same = {k: v for k, v in first.attrs.items() if k not in PER_SHARD_ATTRS}
     layout = {key: (first[key].shape[1:], first[key].dtype) for key in ("codes", "labels")}
     expected_start = 0
     for position, shard in enumerate(shards):
@@ -298,13 +312,14 @@ def _check_shards(shards: list[h5py.File]) -> None:
                 f"{len(shards)}: delete the shard files and rerun"
             )
         start, stop = info["rows"]
-        if start != expected_start or stop - start != len(shard["labels"]):
+        read = stop - start - len(skipped_images(shard))
+        if start != expected_start or read != len(shard["labels"]):
             raise FacetvizError(
                 f"{name} holds rows {start}-{stop}, not the rows that follow the previous shard "
                 f"(from {expected_start}): the dataset changed between shards; rerun them all"
             )
         expected_start = stop
-        others = {k: v for k, v in shard.attrs.items() if k != SHARD_ATTR}
+        others = {k: v for k, v in shard.attrs.items() if k not in PER_SHARD_ATTRS}
         shapes = {key: (shard[key].shape[1:], shard[key].dtype) for key in layout}
         if others != same or shapes != layout:
             raise FacetvizError(
@@ -326,6 +341,7 @@ class Activations:
         self.class_names: list[str] = json.loads(attrs["class_names"])
         self.fine_names: list[str] = json.loads(attrs["fine_names"])
         self.has_fine_labels = bool(attrs["has_fine_labels"])
+        self.skipped_count = int(attrs.get(SKIPPED_COUNT_ATTR, 0))
 
     def unit(self, layer: str, unit: int, spatial: str) -> np.ndarray:
         """The activation of one unit on every image."""
@@ -335,13 +351,33 @@ class Activations:
                 f"layer {layer!r} is not in {self.file.filename}: rerun the activations stage"
             )
         rule = "value" if "value" in group else spatial
-        return group[rule][:, unit]
+        values = group[rule][:, unit]
+        self._refuse_non_finite(
+            values, np.arange(len(values)), f"the values of {layer!r} unit {unit}"
+        )
+        return values
 
     def codes(self, rows: np.ndarray) -> np.ndarray:
         """Codes of the given rows, in the order given, as float32."""
         # h5py reads only sorted, unique indices
         unique, inverse = np.unique(rows, return_inverse=True)
-        return self.file["codes"][unique].astype(np.float32)[inverse]
+        codes = self.file["codes"][unique].astype(np.float32)[inverse]
+        self._refuse_non_finite(codes, np.asarray(rows), "the codes")
+        return codes
+
+    def _refuse_non_finite(self, values: np.ndarray, rows: np.ndarray, what: str) -> None:
+        """Refuse NaN or infinite activations (a file from before the activations stage checked
+        them, or edited), naming the rows, rather than cluster or select by them."""
+        bad = ~np.isfinite(values.reshape(len(values), -1)).all(axis=1)
+        if not bad.any():
+            return
+        rows = rows[bad]
+        raise FacetvizError(
+            f"{self.file.filename}: {what} are NaN or infinite in {len(rows)} rows: "
+            f"{_listing(rows.tolist())} (dataset indices {_listing(self.indices[rows].tolist())}). "
+            "These activations cannot be clustered: delete the file and rerun the activations "
+            "stage, which stops at the first batch whose activations are not finite."
+        )
 
     def attrs(self) -> dict[str, Any]:
         return dict(self.file.attrs)
@@ -354,3 +390,102 @@ class Activations:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+FLOAT16_CODES = "codes (float16)"
+
+
+def _require_finite_batch(
+    dataset: FacetDataset, index: torch.Tensor, first_row: int, tensors: dict[str, torch.Tensor]
+) -> None:
+    """Stop the pass at a batch whose layer outputs (or float16 codes) are NaN or infinite,
+    naming the layer and the images. One host sync per batch, as the writes need anyway."""
+    bad = {name: ~torch.isfinite(t.reshape(len(t), -1)).all(1) for name, t in tensors.items()}
+    if not bool(torch.stack(list(bad.values())).any()):
+        return
+    name, rows = next((name, rows.cpu()) for name, rows in bad.items() if rows.any())
+    images = [dataset.source(int(p)) for p in dataset.positions_of(index[rows].tolist())]
+    what = f"the model's output at layer {name!r} is"
+    fix = "Check the model and its weights (model.weights): they make non-finite values."
+    if name == FLOAT16_CODES:
+        what = "the codes of facets.layer exceed float16's range (65504), so they are"
+        fix = "The codes are stored as float16: pick a facets.layer whose values are smaller."
+    raise FacetvizError(
+        f"activations: {what} NaN or infinite for {len(images)} of the {len(rows)} images of the "
+        f"batch from row {first_row} of the pass: {_listing(images)}. Nothing was written. {fix}"
+    )
+
+
+def _listing(items: list[Any], most: int = 10) -> str:
+    """The first `most` items, comma-separated, and how many more there are."""
+    text = ", ".join(str(item) for item in items[:most])
+    return text + (f" and {len(items) - most} more" if len(items) > most else "")
+
+
+def skipped_images(handle: h5py.File) -> list[str]:
+    """The files a pass (or shard) left out as unreadable; [] for files from before skipping."""
+    return json.loads(handle.attrs.get(SKIPPED_ATTR, "[]"))
+
+
+def _record_skipped(attrs: h5py.AttributeManager, paths: list[str]) -> None:
+    attrs[SKIPPED_ATTR] = json.dumps(paths)
+    attrs[SKIPPED_COUNT_ATTR] = len(paths)
+
+
+class _Skips:
+    """The images a pass leaves out because they cannot be read (dataset.on_unreadable: skip).
+
+    `batches` drops them; `write_rows` writes the labels and indices of the images read and
+    lists every skipped file in the attributes. With on_unreadable: error nothing is dropped:
+    the first unreadable image stops the pass.
+    """
+
+    def __init__(self, dataset: FacetDataset, rows: range) -> None:
+        self.dataset = dataset
+        self.positions = np.arange(rows.start, rows.stop)
+        self.read: list[np.ndarray] = []  # dataset indices of the images read, batch by batch
+
+    def batches(
+        self, images: Dataset, batch_size: int, workers: int
+    ) -> Iterator[tuple[torch.Tensor, ...]]:
+        if self.dataset.on_unreadable == "skip":
+            images = SkipUnreadable(images, self.dataset.image_shape)
+        for batch in loader(images, batch_size, workers):
+            keep = batch[3] >= 0  # SkipUnreadable's placeholders have index -1
+            if not bool(keep.all()):
+                batch = [part[keep] for part in batch]
+            self.read.append(batch[3].numpy())
+            if len(batch[3]):
+                yield tuple(batch)
+
+    def write_rows(self, out: h5py.File) -> None:
+        seen = np.concatenate(self.read) if self.read else np.empty(0, np.int64)
+        read = np.isin(self.dataset.indices[self.positions], seen)
+        skipped = [self.dataset.source(int(p)) for p in self.positions[~read]]
+        if not read.any():
+            raise FacetvizError(
+                f"none of the {len(skipped)} images could be read (dataset.on_unreadable: skip), "
+                f"e.g. {_listing(skipped, 3)}: check dataset.root"
+            )
+        if skipped:  # the datasets were sized for every image: keep the rows written
+            _shrink(out, int(read.sum()))
+            log.warning(
+                "left out %d of %d images as unreadable (dataset.on_unreadable: skip; each is "
+                "logged above): listed in the %r attribute of the activations file",
+                len(skipped),
+                len(read),
+                SKIPPED_ATTR,
+            )
+        out["labels"] = self.dataset.labels[self.positions[read]]
+        out["fine_labels"] = self.dataset.fine_labels[self.positions[read]]
+        out["indices"] = self.dataset.indices[self.positions[read]]
+        _record_skipped(out.attrs, skipped)
+
+
+def _shrink(item: h5py.Dataset | h5py.Group, rows: int) -> None:
+    """Resize a dataset (or every dataset below a group) to its first `rows` rows."""
+    if isinstance(item, h5py.Group):
+        for child in item.values():
+            _shrink(child, rows)
+    else:
+        item.resize(rows, axis=0)

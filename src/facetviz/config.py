@@ -1,4 +1,5 @@
-"""Checks of a run config that need the model: layers exist, units and classes are in range.
+"""Checks of a run config that need the model or the dataset's folders: the model takes the
+dataset's images, layers exist, units and classes are in range, the dataset's files are there.
 
 The schema (workflow/schemas/config.schema.yaml) has already checked keys and types; this runs
 next, at workflow parse time, on the meta device, so a bad layer or unit stops the run before
@@ -9,9 +10,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from facetviz.data import input_spec
+from facetviz.data import check_dataset, input_spec
 from facetviz.errors import ConfigError
-from facetviz.models import meta_architecture, output_shapes, resolve_layer, unit_count
+from facetviz.models import (
+    describe_model,
+    first_conv,
+    input_refused,
+    meta_architecture,
+    minimum_input_size,
+    normalization,
+    output_shapes,
+    resolve_layer,
+    unit_count,
+)
 
 
 def check_run_config(config: dict[str, Any]) -> list[dict[str, Any]]:
@@ -27,6 +38,8 @@ def check_run_config(config: dict[str, Any]) -> list[dict[str, Any]]:
     neurons = config["neurons"]
     layers = [config["facets"]["layer"], *(n["layer"] for n in neurons)]
     model = meta_architecture(model_cfg, input_shape[0], num_classes)
+    _check_model_input(model, model_cfg, config["dataset"], input_shape)
+    normalization(model_cfg, input_shape[0])
     resolve_layer(model, config["facets"]["layer"], key="facets.layer")
     for i, neuron in enumerate(neurons):
         resolve_layer(model, neuron["layer"], key=f"neurons[{i}] ({neuron['name']}).layer")
@@ -49,6 +62,57 @@ def check_run_config(config: dict[str, Any]) -> list[dict[str, Any]]:
             {**neuron, "class": _resolve_class(key, neuron, class_names), "units": units}
         )
     return resolved
+
+
+def check_dataset_files(config: dict[str, Any], neurons: list[dict[str, Any]]) -> None:
+    """The dataset's files are there (check_dataset), with images for every class that one of
+    the resolved `neurons` selects."""
+    classes = {
+        neuron["class"]: f"neurons[{i}] ({neuron['name']}).class"
+        for i, neuron in reversed(list(enumerate(neurons)))  # the first neuron names a class
+        if neuron["class"] is not None
+    }
+    check_dataset(config["dataset"], classes)
+
+
+def _check_model_input(
+    model: Any, model_cfg: dict[str, Any], dataset_cfg: dict[str, Any], shape: tuple[int, ...]
+) -> None:
+    """The model takes the dataset's images. When torch refuses them, say why in the config's
+    terms: the channels (the first convolution's), or the size (the architecture's minimum).
+    Only then: a model may adapt its input itself, e.g. repeat a gray channel."""
+    refused = input_refused(model, shape)
+    if refused is None:
+        return
+    channels, size = shape[0], shape[1]
+    name = describe_model(model_cfg)
+    conv = first_conv(model)
+    if conv is not None and conv[1].in_channels != channels:
+        takes, given = conv[1].in_channels, _origin(dataset_cfg, "channels")
+        convert = "repeated into" if takes > channels else "averaged to"
+        raise ConfigError(
+            f"dataset.channels: the model ({name}) takes {takes}-channel images (its first "
+            f"layer {conv[0]}), but the dataset gives {channels} ({given}). Set "
+            f"dataset.channels: {takes} (images are {convert} {takes} channels), or a model "
+            f"that takes {channels}-channel images."
+        )
+    minimum = minimum_input_size(model, channels, size)
+    given = _origin(dataset_cfg, "image_size")
+    if minimum is None:
+        raise ConfigError(
+            f"dataset.image_size: the model ({name}) refuses {channels}x{size}x{size} images "
+            f"({given}), and every larger size: {refused}"
+        )
+    raise ConfigError(
+        f"dataset.image_size: {size} px ({given}) is smaller than the model ({name}) accepts: "
+        f"it needs at least {minimum} px. Set dataset.image_size: {minimum} or more (images are "
+        "resized to it)."
+    )
+
+
+def _origin(dataset_cfg: dict[str, Any], key: str) -> str:
+    """Whether a dataset setting was set, or is its kind's default (messages say which)."""
+    return "as set" if dataset_cfg.get(key) else f"the default of {dataset_cfg.get('kind')}"
 
 
 def _check_facet_counts(facets: dict[str, Any]) -> None:

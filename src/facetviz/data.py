@@ -8,6 +8,7 @@ image's index in the full, unsubsampled dataset.
 from __future__ import annotations
 
 import gzip
+import os
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from PIL import Image
 from torch.utils.data import Dataset
 
 from facetviz.errors import ConfigError, FacetvizError
+from facetviz.progress import log
 
 # Label order of the IDX files (label 5 is Sandal, 6 is Shirt).
 FASHION_MNIST_CLASSES = (
@@ -42,6 +44,7 @@ _IDX_FILES = {
     "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
 }
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm"}
+SPLITS = {"fashion_mnist": tuple(_IDX_FILES), "image_folder": ("all", "fit", "holdout")}
 # ImageNet's evaluation resize (256 px before a 224 px centre crop), as a ratio.
 DEFAULT_RESIZE_RATIO = 256 / 224
 
@@ -78,8 +81,26 @@ class LabelSpace:
         return cls(tuple(label_map), fine_names, tuple(fine_to_class), True)
 
 
+class UnreadableImage(FacetvizError):
+    """An image file that cannot be decoded (corrupt, truncated, not an image, unreadable)."""
+
+    def __init__(self, path: Path, reason: BaseException) -> None:
+        super().__init__(
+            f"cannot read image {path}: {reason}. Replace or delete the file, or set "
+            "dataset.on_unreadable: skip to leave such files out of the forward pass (each one "
+            "is logged and recorded in activations.h5; training the embedded model still needs "
+            "every file)"
+        )
+        self.path = path
+        self.reason = reason
+
+
 class FacetDataset(Dataset):
     """Shared behaviour; subclasses load one image's pixels in `_load`."""
+
+    # what the forward pass does with an image `_load` cannot read (UnreadableImage): see
+    # SkipUnreadable; image_folder datasets take it from dataset.on_unreadable
+    on_unreadable = "error"
 
     def __init__(
         self,
@@ -136,8 +157,37 @@ class FacetDataset(Dataset):
                 "changed since the activations were computed; rerun the pipeline."
             ) from None
 
+    def source(self, position: int) -> str:
+        """Where the image at `position` comes from, for messages: its file, or its index."""
+        return (
+            f"{self.description['kind']} {self.description['split']} image {self.indices[position]}"
+        )
+
     def _load(self, position: int) -> torch.Tensor:
         raise NotImplementedError
+
+
+class SkipUnreadable(Dataset):
+    """`images` (a dataset or a Subset of one) where an unreadable image becomes a placeholder.
+
+    The placeholder's index is -1 and its pixels zeros, so that it batches with the others; the
+    forward pass drops it and records the file as skipped (activations.extract). Each skip is
+    logged here with its reason, also from DataLoader worker processes.
+    """
+
+    def __init__(self, images: Dataset, image_shape: tuple[int, int, int]) -> None:
+        self.images = images
+        self.image_shape = image_shape
+
+    def __len__(self) -> int:
+        return len(self.images)  # type: ignore[arg-type]
+
+    def __getitem__(self, position: int) -> tuple[torch.Tensor, int, int, int]:
+        try:
+            return self.images[position]
+        except UnreadableImage as err:
+            log.warning("skipped (dataset.on_unreadable: skip): %s: %s", err.path, err.reason)
+            return torch.zeros(self.image_shape), -1, -1, -1
 
 
 def _fit_to_model(image: torch.Tensor, image_size: int, channels: int) -> torch.Tensor:
@@ -183,20 +233,33 @@ def _idx_file(folder: Path, stem: str) -> Path | None:
     return None
 
 
+def _missing_idx_files(folder: Path) -> list[str]:
+    return [stem for pair in _IDX_FILES.values() for stem in pair if not _idx_file(folder, stem)]
+
+
 def _has_fashion_mnist(folder: Path) -> bool:
-    return all(_idx_file(folder, stem) for pair in _IDX_FILES.values() for stem in pair)
+    return not _missing_idx_files(folder)
+
+
+def check_fashion_mnist_root(folder: Path) -> None:
+    """Raise ConfigError naming dataset.root unless `folder` holds the four IDX files."""
+    missing = _missing_idx_files(folder)
+    if not missing:
+        return
+    problem = f"lacks {', '.join(missing)}" if folder.is_dir() else "does not exist"
+    every = ", ".join(stem for pair in _IDX_FILES.values() for stem in pair)
+    raise ConfigError(
+        f"dataset.root: {folder} {problem}. It must be the folder with Fashion-MNIST's four IDX "
+        f"files ({every}, optionally .gz); or leave dataset.root out to use Debian's copy in "
+        f"{DEBIAN_FASHION_MNIST} (apt-get install dataset-fashion-mnist)."
+    )
 
 
 def find_fashion_mnist(root: str | None) -> Path:
     """The folder with Fashion-MNIST's IDX files: the configured one, Debian's, or a download."""
     if root:
-        folder = Path(root)
-        if _has_fashion_mnist(folder):
-            return folder
-        raise FacetvizError(
-            f"dataset.root: {folder} does not hold Fashion-MNIST's four IDX files "
-            f"({', '.join(s for pair in _IDX_FILES.values() for s in pair)}, optionally .gz)."
-        )
+        check_fashion_mnist_root(Path(root))
+        return Path(root)
     for folder in (DEBIAN_FASHION_MNIST, DOWNLOAD_DIR, DOWNLOAD_DIR / "FashionMNIST" / "raw"):
         if _has_fashion_mnist(folder):
             return folder
@@ -246,13 +309,40 @@ class FashionMNISTData(FacetDataset):
 # --- ImageFolder (ImageNet layout: root/<class>/<image>) -----------------------------------
 
 
-def scan_image_folder(root: Path) -> tuple[list[str], list[Path], np.ndarray]:
-    if not root.is_dir():
-        raise FacetvizError(
-            f"dataset.root: {root} is not a folder. An image_folder dataset is a folder with one "
-            "sub-folder per class (ImageNet's train/ layout)."
+def _image_folder_root(root: str | None) -> Path:
+    """dataset.root of an image_folder dataset, checked to be a folder."""
+    if not root:
+        raise ConfigError("dataset.root: an image_folder dataset needs the folder's path")
+    if not Path(root).is_dir():
+        raise ConfigError(
+            f"dataset.root: {root} does not exist or is not a folder. An image_folder dataset is "
+            "a folder with one sub-folder per class (ImageNet's train/ layout)."
         )
-    class_dirs = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
+    return Path(root)
+
+
+def _class_dirs(root: Path) -> list[Path]:
+    return sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
+
+
+def _has_image(folder: Path) -> bool:
+    """Whether `folder` or a folder below it holds an image file. It stops at the first one, and
+    os.scandir reads a directory in small batches: cheap even for ImageNet's folders."""
+    subfolders = []
+    try:
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                if entry.is_dir():
+                    subfolders.append(Path(entry.path))
+                elif Path(entry.name).suffix.lower() in IMAGE_EXTENSIONS and entry.is_file():
+                    return True
+    except OSError:  # missing or unreadable: no images
+        return False
+    return any(_has_image(sub) for sub in subfolders)
+
+
+def scan_image_folder(root: Path) -> tuple[list[str], list[Path], np.ndarray]:
+    class_dirs = _class_dirs(_image_folder_root(str(root)))
     paths: list[Path] = []
     fine: list[int] = []
     for class_index, class_dir in enumerate(class_dirs):
@@ -268,9 +358,7 @@ def scan_image_folder(root: Path) -> tuple[list[str], list[Path], np.ndarray]:
 
 class ImageFolderData(FacetDataset):
     def __init__(self, cfg: dict[str, Any], split: str, seed: int) -> None:
-        root = Path(cfg["root"]) if cfg.get("root") else None
-        if root is None:
-            raise ConfigError("dataset.root: an image_folder dataset needs the folder's path")
+        root = _image_folder_root(cfg.get("root"))
         names, paths, fine = scan_image_folder(root)
         indices = np.arange(len(paths))
         if split != "all":
@@ -287,6 +375,10 @@ class ImageFolderData(FacetDataset):
             {"kind": "image_folder", "root": str(root), "split": split, "resize": self.resize},
         )
         self._paths = [paths[i] for i in self.indices]
+        self.on_unreadable = cfg.get("on_unreadable") or "error"
+
+    def source(self, position: int) -> str:
+        return str(self._paths[position])
 
     def _load(self, position: int) -> torch.Tensor:
         path = self._paths[position]
@@ -300,8 +392,9 @@ class ImageFolderData(FacetDataset):
                 top = (image.height - self.image_size) // 2
                 image = image.crop((left, top, left + self.image_size, top + self.image_size))
                 array = np.asarray(image, dtype=np.float32) / 255.0
-        except OSError as err:
-            raise FacetvizError(f"cannot read image {path}: {err}") from err
+        # PIL raises OSError for most damage, SyntaxError or ValueError for some broken headers
+        except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
+            raise UnreadableImage(path, err) from err
         tensor = torch.from_numpy(array)
         return tensor[None] if tensor.ndim == 2 else tensor.permute(2, 0, 1).contiguous()
 
@@ -344,17 +437,60 @@ def input_spec(cfg: dict[str, Any]) -> tuple[tuple[int, int, int], tuple[str, ..
         fine_names: Sequence[str] = FASHION_MNIST_CLASSES
         shape = (cfg.get("channels") or 1, cfg.get("image_size") or 28, cfg.get("image_size") or 28)
     elif kind == "image_folder":
-        root = Path(cfg.get("root") or "")
-        if not cfg.get("root") or not root.is_dir():
-            raise ConfigError(f"dataset.root: {cfg.get('root')!r} is not a folder of class folders")
-        fine_names = sorted(
-            d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith(".")
-        )
+        root = _image_folder_root(cfg.get("root"))
+        fine_names = [d.name for d in _class_dirs(root)]
+        if not fine_names:
+            raise ConfigError(
+                f"dataset.root: {root} has no class folders. An image_folder dataset is "
+                "root/<class>/<image> (ImageNet's train/ layout), not a folder of images."
+            )
         size = cfg.get("image_size") or 224
         shape = (cfg.get("channels") or 3, size, size)
     else:
         raise ConfigError(f"dataset.kind: unknown kind {kind!r}; use fashion_mnist or image_folder")
     return shape, LabelSpace.build(fine_names, cfg.get("label_map")).class_names
+
+
+def check_dataset(cfg: dict[str, Any], classes: dict[int, str] | None = None) -> None:
+    """Parse-time checks of the dataset's files, cheap enough for ImageNet: no image is opened.
+
+    The split exists; Fashion-MNIST's root (when set) holds the IDX files; an ImageFolder root
+    has class folders and images, every label_map class has a folder with images, and so does
+    each class in `classes` (class index -> the config key that selects it, e.g. a neuron's).
+    """
+    kind = cfg.get("kind", "fashion_mnist")
+    split = cfg.get("split")
+    if split is not None and split not in SPLITS[kind]:
+        raise ConfigError(
+            f"dataset.split: {kind} has splits {', '.join(SPLITS[kind])}, not {split!r}"
+        )
+    if kind == "fashion_mnist":
+        if cfg.get("root"):  # else Debian's copy, or a download in the first job
+            check_fashion_mnist_root(Path(cfg["root"]))
+        return
+    root = _image_folder_root(cfg.get("root"))
+    folders = _class_dirs(root)
+    if not any(_has_image(folder) for folder in folders):
+        raise ConfigError(
+            f"dataset.root: no images in class sub-folders of {root} ({len(folders)} folders; "
+            f"image files end in {', '.join(sorted(IMAGE_EXTENSIONS))})"
+        )
+    label_map = cfg.get("label_map")
+    groups = list((label_map or {folder.name: [folder.name] for folder in folders}).items())
+    # every class of a label_map (they are few, and a neuron may select any of them); without
+    # one, ImageNet's 1,000 folders: only those that `classes` names
+    needed = (
+        {i: f"dataset.label_map.{name}" for i, (name, _members) in enumerate(groups)}
+        if label_map
+        else classes or {}
+    )
+    for index, key in sorted(needed.items()):
+        name, members = groups[index]
+        if not any(_has_image(root / member) for member in members):
+            raise ConfigError(
+                f"{key}: class {name!r} has no images: {', '.join(str(root / m) for m in members)} "
+                "holds no image files. Add images, or leave the class out."
+            )
 
 
 def training_splits(cfg: dict[str, Any]) -> tuple[str, str]:

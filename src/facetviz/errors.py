@@ -7,3 +7,7 @@ class FacetvizError(RuntimeError):
 
 class ConfigError(FacetvizError):
     """A config value that is invalid; the message names the key."""
+
+
+class DiskFullError(FacetvizError):
+    """An output could not be written for lack of space; nothing that looks complete was left."""

@@ -152,6 +152,7 @@ class Selection:
     fine_labels: np.ndarray
     fine_names: list[str]
     has_fine_labels: bool
+    skipped_images: int  # unreadable images the forward pass left out (of every class)
 
 
 def read_selection(
@@ -168,6 +169,7 @@ def read_selection(
             fine_labels=activations.fine_labels[rows],
             fine_names=activations.fine_names,
             has_fine_labels=activations.has_fine_labels,
+            skipped_images=activations.skipped_count,
         )
 
 
@@ -257,6 +259,8 @@ def summarize(
         "unit": neuron.unit,
         "neuron_config": neuron.to_dict(),
         "images": int(len(record.rows)),
+        # unreadable images the forward pass left out (dataset.on_unreadable: skip), of all classes
+        "skipped_images": selection.skipped_images,
         "space": record.space,
         "clusters": settings.k,
         "dropped_clusters": int(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
@@ -12,7 +13,13 @@ from typing import Any
 
 import h5py
 
-from facetviz.errors import FacetvizError
+from facetviz.errors import DiskFullError, FacetvizError
+
+# Below this much free space, a failed write is taken for a full disk even when the library that
+# failed does not say so (torch.save reports only "unexpected pos").
+NEARLY_FULL_BYTES = 1 << 20
+_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
+_FULL_MESSAGES = ("No space left on device", "Disk quota exceeded", "errno = 28", "errno = 122")
 
 
 @contextmanager
@@ -32,8 +39,59 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         if final.is_dir():
             shutil.rmtree(final)
         os.replace(tmp, final)
+    except Exception as err:
+        if isinstance(err, FacetvizError) or not (is_disk_full(err) or _nearly_full(final.parent)):
+            raise
+        _remove(tmp)  # first, so that the message reports the space the partial file held
+        raise DiskFullError(disk_full_message(final)) from err
     finally:
         _remove(tmp)
+
+
+def is_disk_full(err: BaseException) -> bool:
+    """Whether `err`, or an error it was raised from, says the disk (or a quota) is full.
+
+    h5py reports it as an OSError or, while closing a file, a RuntimeError whose message holds
+    HDF5's "errno = 28"; Python's own writes as OSError(ENOSPC).
+    """
+    seen: BaseException | None = err
+    while seen is not None:
+        if getattr(seen, "errno", None) in _FULL_ERRNOS:
+            return True
+        if any(text in str(seen) for text in _FULL_MESSAGES):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def _nearly_full(folder: Path) -> bool:
+    try:
+        return shutil.disk_usage(folder).free < NEARLY_FULL_BYTES
+    except OSError:
+        return False
+
+
+def disk_full_message(path: str | Path) -> str:
+    """What to tell the user when `path` could not be written for lack of space."""
+    path = Path(path)
+    try:
+        usage = shutil.disk_usage(path.parent)
+        space = f"{_size(usage.free)} free of {_size(usage.total)}"
+    except OSError:
+        space = "free space unknown"
+    return (
+        f"No space left on device while writing {path} (the filesystem of {path.parent}: "
+        f"{space}). Nothing was kept under that name. Free some space (or point results/ at a "
+        "larger disk) and run the same command again: finished jobs are not redone."
+    )
+
+
+def _size(n: float) -> str:
+    for unit in ("B", "kB", "MB", "GB"):
+        if n < 1024:
+            return f"{n:.3g} {unit}"
+        n /= 1024
+    return f"{n:.3g} TB"
 
 
 def _remove(path: Path) -> None:

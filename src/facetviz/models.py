@@ -153,7 +153,13 @@ def _custom_architecture(model_cfg: dict[str, Any]) -> nn.Module:
             f"model.factory: cannot import {spec!r} ({err}); make the module importable "
             "(installed, or on PYTHONPATH)"
         ) from err
-    model = factory(**(model_cfg.get("kwargs") or {}))
+    try:
+        model = factory(**(model_cfg.get("kwargs") or {}))
+    except Exception as err:  # wrong model.kwargs, or a bug in the factory
+        raise ConfigError(
+            f"model.factory: {spec}(**model.kwargs) failed with {type(err).__name__}: {err}. "
+            "Check model.kwargs (call the factory in Python to see the traceback)"
+        ) from err
     if not isinstance(model, nn.Module):
         raise ConfigError(f"model.factory: {spec!r} returned {type(model).__name__}, not nn.Module")
     return model
@@ -319,6 +325,56 @@ def output_shapes(
     with capture(model, layers) as outputs, torch.no_grad():
         model(torch.empty(1, *input_shape, device="meta"))
     return {name: tuple(out.shape[1:]) for name, out in outputs.items()}
+
+
+def describe_model(model_cfg: dict[str, Any]) -> str:
+    """The configured model in a few words, for messages."""
+    kind = model_cfg.get("kind", "embedded")
+    if kind == "torchvision":
+        return f"torchvision {model_cfg.get('arch')}"
+    return f"custom {model_cfg.get('factory')}" if kind == "custom" else "the embedded CNN"
+
+
+def first_conv(model: nn.Module) -> tuple[str, nn.Module] | None:
+    """The first convolution registered in `model` (for CNNs, the layer the image enters)."""
+    for name, module in model.named_modules():
+        if isinstance(module, nn.modules.conv._ConvNd):
+            return name, module
+    return None
+
+
+def input_refused(model: nn.Module, input_shape: Sequence[int]) -> str | None:
+    """Why a meta-device `model` refuses one image of `input_shape`; None if it takes it."""
+    try:
+        with torch.no_grad():
+            model(torch.empty(1, *input_shape, device="meta"))
+    except (RuntimeError, ValueError, IndexError) as err:  # torch's shape checks
+        return str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    return None
+
+
+def minimum_input_size(
+    model: nn.Module, channels: int, refused: int, limit: int = 4096
+) -> int | None:
+    """The smallest square side above `refused` that a meta-device `model` takes (None up to
+    `limit`), assuming that it takes every larger side too, as CNNs with adaptive pooling do.
+
+    Doubling, then bisecting: about 2 log2(size) forward passes on the meta device, each a few
+    milliseconds, and only for a config that is being refused.
+    """
+
+    def takes(size: int) -> bool:
+        return input_refused(model, (channels, size, size)) is None
+
+    low, high = refused, max(2 * refused, 8)
+    while not takes(high):
+        if high >= limit:
+            return None
+        low, high = high, min(2 * high, limit)
+    while high - low > 1:  # low is refused, high is taken
+        middle = (low + high) // 2
+        low, high = (low, middle) if takes(middle) else (middle, high)
+    return high
 
 
 def layer_shapes(

@@ -18,13 +18,14 @@ if SRC not in sys.path:
 
 validate(config, "../schemas/config.schema.yaml")
 
-from facetviz.config import check_run_config  # noqa: E402
+from facetviz.config import check_dataset_files, check_run_config  # noqa: E402
 from facetviz.errors import ConfigError  # noqa: E402
 from facetviz.models import missing_weights_message, weights_file  # noqa: E402
 from facetviz.synthesis import methods as synthesis_methods  # noqa: E402
 
 try:
     NEURONS = {neuron["name"]: neuron for neuron in check_run_config(config)}
+    check_dataset_files(config, list(NEURONS.values()))
     WEIGHTS = weights_file(config["model"])
     # imports synthesis.plugins, so that their methods are known from here on
     synthesis_methods.check_synthesis(config["synthesis"])
