@@ -316,6 +316,8 @@ def small_oracle(fashion_dir: Path, tmp_path_factory: pytest.TempPathFactory):
     finally:
         torch.set_num_threads(threads)
     return folder, metrics
+
+
 def tests_on_pythonpath(monkeypatch: pytest.MonkeyPatch) -> None:
     """tests/ on PYTHONPATH, so that `factory: fault_models:build` imports at parse time and in
     the jobs (they inherit the environment)."""

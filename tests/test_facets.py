@@ -325,6 +325,7 @@ def test_discover_writes_the_documented_outputs(
             "sizes",
             "mean_activation",
             "mean_images",
+            "nearest_images",
             "fine_labels",
         }
         nearest = handle["nearest"][:]
@@ -366,6 +367,8 @@ def test_discover_writes_the_documented_outputs(
     nearest = facets.nearest[1][facets.nearest[1] >= 0]
     nearest_images = dataset.pixels(dataset.positions_of(facets.dataset_indices[nearest]))
     np.testing.assert_allclose(facets.mean_images[1], nearest_images.mean(0).numpy(), atol=1e-6)
+    # the nearest real image of each facet, a reference the synthesis is scored beside
+    np.testing.assert_array_equal(facets.nearest_images[1], nearest_images[0].numpy())
 
 
 def test_discover_top_without_label_map(tmp_path: Path, fashion_dir: Path) -> None:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import base64
+import html
 import json
 from pathlib import Path
 
 from facetviz.data import FacetDataset
-from facetviz.index_page import write_index
+from facetviz.index_page import QUALITY_COLUMNS, write_index
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -23,15 +24,7 @@ def test_index_page_shows_every_facet_of_every_neuron(
         json.dumps(
             {
                 "summary": {
-                    "mfv": dict.fromkeys(
-                        (
-                            "fidelity",
-                            "transferability",
-                            "activation_ratio_median",
-                            "mean_diversity",
-                        ),
-                        0.5,
-                    )
+                    method: dict.fromkeys(QUALITY_COLUMNS, 0.5) for method in ("mfv", "mean_image")
                 },
                 "units": [{"method": "mfv", "neuron": "tops", "predicted": oracle_says}],
             }
@@ -51,3 +44,7 @@ def test_index_page_shows_every_facet_of_every_neuron(
         encoded = uri.split('"')[0].removeprefix("data:image/png;base64,")
         assert base64.b64decode(encoded)[:8] == PNG_MAGIC
     assert sorted(p.name for p in tmp_path.iterdir()) == ["index.html", "metrics.json"]
+    # the quality table has the references beside the methods, with every column
+    table = page.split("<h2>Synthesis quality</h2>")[1].split("</table>")[0]
+    assert "mean_image <span class='small'>(reference)</span>" in table
+    assert all(html.escape(label) in table for label in QUALITY_COLUMNS.values())

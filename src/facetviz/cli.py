@@ -68,6 +68,26 @@ def cmd_oracle(args: argparse.Namespace, settings: dict[str, Any]) -> None:
     )
 
 
+def cmd_generator(args: argparse.Namespace, settings: dict[str, Any]) -> None:
+    from facetviz.data import open_dataset, training_splits
+    from facetviz.priors_training import train_code_prior, train_generator
+    from facetviz.settings import PriorSettings
+
+    priors = PriorSettings.from_config(settings["priors"])
+    code_layer = priors.code_layer or settings["facet_layer"]
+    network = _network(settings, args.weights or None).to(_device(settings))
+    fit, test = training_splits(settings["dataset"])
+    fit_set = open_dataset(settings["dataset"], fit, settings["seed"])
+    if args.dae:
+        train_code_prior(network, fit_set, code_layer, priors, settings["seed"], args.dae)
+        return
+    test_set = open_dataset(settings["dataset"], test, settings["seed"])
+    train_generator(
+        network, fit_set, test_set, code_layer, priors, settings["seed"], args.checkpoint,
+        args.metrics, args.oracle or None,
+    )  # fmt: skip
+
+
 def cmd_activations(args: argparse.Namespace, settings: dict[str, Any]) -> None:
     from facetviz.activations import extract
     from facetviz.data import open_dataset
@@ -122,13 +142,14 @@ def cmd_synthesize(args: argparse.Namespace, settings: dict[str, Any]) -> None:
     synthesis, name = settings["synthesis"], settings["method"]
     methods.load_plugins(synthesis["plugins"])
     shared = SynthesisSettings.from_config(synthesis)
+    method_settings = methods.method_settings(name, synthesis[name])
     context = methods.Context(
         _network(settings, args.weights or None),
         shared.steps_scale,
         shared.mixed_precision,
-        _method_inputs(name, args.input or []),
+        _method_inputs(name, method_settings, args.input or []),
     )
-    method = methods.method_class(name)(methods.method_settings(name, synthesis[name]), context)
+    method = methods.method_class(name)(method_settings, context)
     synthesize_batch(
         method,
         args.facets,
@@ -140,12 +161,12 @@ def cmd_synthesize(args: argparse.Namespace, settings: dict[str, Any]) -> None:
     )
 
 
-def _method_inputs(name: str, given: list[str]) -> dict[str, Path]:
+def _method_inputs(name: str, method_settings: Any, given: list[str]) -> dict[str, Path]:
     """`--input NAME=PATH` pairs: exactly the extra inputs method `name` declares."""
     from facetviz.synthesis.methods import method_class
 
     inputs = dict(item.partition("=")[::2] for item in given)
-    declared = method_class(name).inputs
+    declared = method_class(name).required_inputs(method_settings)
     if set(inputs) != set(declared):
         raise FacetvizError(
             f"synthesis method {name} takes the inputs {sorted(declared) or 'none'}, "
@@ -267,6 +288,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = stage("oracle", cmd_oracle, "train the oracle, a fine-class classifier for measuring")
     p.add_argument("--checkpoint", required=True)
     p.add_argument("--metrics", required=True)
+    p = stage("generator", cmd_generator, "train a learned prior: the generator, or the DAE")
+    p.add_argument("--weights", default=None)
+    p.add_argument("--oracle", default=None, help="an oracle to measure reconstructions with")
+    p.add_argument("--checkpoint", default=None)
+    p.add_argument("--metrics", default=None)
+    p.add_argument("--dae", default=None, help="train the code prior (DAE) into this file")
     p = stage("activations", cmd_activations, "forward pass into HDF5")
     p.add_argument("--weights", default=None)
     p.add_argument("--out", required=True)

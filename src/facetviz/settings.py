@@ -134,3 +134,25 @@ class FigureSettings(Section):
     examples: int
     hidden_unit_facets: int
     max_rows: int
+
+
+@dataclass(frozen=True)
+class PriorSettings(Section):
+    """How the learned priors train (rules generator and code_prior)."""
+
+    section = "priors"
+    code_layer: str | None  # null: the facet layer
+    images: int | None  # training images (a seeded subset of the training split; null: all)
+    epochs: float
+    batch_size: int
+    lr: float
+    width: int
+    pixel_loss: str
+    pixel_weight: float
+    feature_layer: str | None
+    feature_weight: float
+    code_weight: float
+    adversarial_weight: float
+    dae_sigma: float
+    dae_hidden: int
+    dae_epochs: float

@@ -169,15 +169,22 @@ def synthesis_settings(method):
     return synthesis
 
 
+def declared_inputs(method):
+    """The extra files a method needs with its config's settings (`Method.required_inputs`)."""
+    cls = synthesis_methods.method_class(method)
+    block = config["synthesis"].get(method)
+    return cls.required_inputs(synthesis_methods.method_settings(method, block))
+
+
 def method_inputs(wildcards):
-    """The extra files a method declares (`Method.inputs`), by name, in its training tree."""
-    declared = synthesis_methods.method_class(wildcards.method).inputs
+    """A method's extra input files, by name, in its training tree."""
+    declared = declared_inputs(wildcards.method)
     return {name: f"{tree_of(wildcards)}/{path}" for name, path in declared.items()}
 
 
 def method_input_args(wildcards, input):
     """`--input NAME=PATH` for each of the method's extra inputs."""
-    names = synthesis_methods.method_class(wildcards.method).inputs
+    names = declared_inputs(wildcards.method)
     return " ".join(f"--input {name}={input[name]}" for name in names)
 
 

@@ -5,7 +5,8 @@ declares:
 - `Settings`, a frozen dataclass whose field defaults are the method's defaults (the one place
   they live; `setting()` adds each field's bounds and help, from which the config is validated);
 - `inputs`, the extra files it needs from the pipeline (name -> path under `results/<run>/`,
-  made by a rule of its own), handed to it as `context.inputs[name]`;
+  made by a rule of its own), handed to it as `context.inputs[name]` (`required_inputs` when a
+  setting decides);
 - `parameterization(task)`: what its loop optimizes, whose `start` are the images it begins from;
 - `objective(task)`: what it maximizes (an `objectives.Objective`, or one per octave kind);
 - `optimize(task, parameterization, objective)`: its loop (`render`), returning a `Result`.
@@ -102,6 +103,12 @@ class Method(ABC):
     def __init__(self, settings: Any, context: Context) -> None:
         self.settings = settings
         self.context = context
+
+    @classmethod
+    def required_inputs(cls, settings: Any) -> Mapping[str, str]:
+        """The extra files it needs with these settings (name -> path under the training
+        tree): `inputs`, unless a setting asks for more."""
+        return cls.inputs
 
     @abstractmethod
     def parameterization(self, task: Task) -> Any: ...

@@ -1,0 +1,52 @@
+# Learned priors: the generator that inverts the visualized network at priors.code_layer, and the
+# optional denoising autoencoder on its codes (priors.code_prior: dae), one per training tree.
+# Only runs whose methods declare them as inputs (dgn, ppgn) make them.
+
+
+def prior_settings(wildcards):
+    """What a prior depends on: the model and its training data, the facet layer (the default
+    code layer) and the priors section; not the synthesis settings."""
+    return settings(
+        **model_settings(TRAIN_TREES[wildcards.tree]),
+        facet_layer=config["facets"]["layer"],
+        priors=config["priors"],
+    )
+
+
+rule generator:
+    input:
+        weights=lambda wildcards: model_weights(wildcards.tree),
+        # with an oracle, the metrics say how recognizable the reconstructions are
+        oracle=lambda wildcards: f"{wildcards.tree}/oracle/oracle.pt" if ORACLE_ENABLED else [],
+    output:
+        model="{tree}/priors/generator.pt",
+        metrics="{tree}/priors/generator.json",
+    params:
+        settings=prior_settings,
+        oracle=lambda wildcards, input: f"--oracle {input.oracle}" if input.oracle else "",
+    log:
+        "{tree}/logs/priors/generator.log",
+    threads: 4
+    resources:
+        **GPU,
+    shell:
+        "python -m facetviz generator --threads {threads} --settings {params.settings:q}"
+        " --weights '{input.weights}' {params.oracle} --checkpoint {output.model}"
+        " --metrics {output.metrics} > {log} 2>&1"
+
+
+rule code_prior:
+    input:
+        weights=lambda wildcards: model_weights(wildcards.tree),
+    output:
+        "{tree}/priors/dae.pt",
+    params:
+        settings=prior_settings,
+    log:
+        "{tree}/logs/priors/dae.log",
+    threads: 4
+    resources:
+        **GPU,
+    shell:
+        "python -m facetviz generator --threads {threads} --settings {params.settings:q}"
+        " --weights '{input.weights}' --dae {output} > {log} 2>&1"
