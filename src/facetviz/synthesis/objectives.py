@@ -176,11 +176,18 @@ class Forward:
     mixed_precision: bool = False
 
     def __call__(self, objective: Objective, pixels: torch.Tensor) -> torch.Tensor:
+        return self.with_outputs(objective, pixels)[0]
+
+    def with_outputs(
+        self, objective: Objective, pixels: torch.Tensor, extra: Iterable[str] = ()
+    ) -> tuple[torch.Tensor, Outputs]:
+        """The objective's values and the captured outputs (of its layers and `extra`), from
+        the same forward pass."""
         autocast = (
             torch.autocast(pixels.device.type, dtype=torch.float16)
             if self.mixed_precision and pixels.device.type == "cuda"
             else nullcontext()
         )
-        with capture(self.network.module, objective.layers) as outputs, autocast:
+        with capture(self.network.module, [*objective.layers, *extra]) as outputs, autocast:
             self.network(pixels)
-        return objective(outputs)
+        return objective(outputs), outputs

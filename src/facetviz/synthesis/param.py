@@ -114,3 +114,22 @@ class FourierImage(torch.nn.Module):
         if self.color.numel():
             images = torch.einsum("ck,bkhw->bchw", self.color, images)
         return torch.sigmoid(images)
+
+
+class GeneratorImage(torch.nn.Module):
+    """Images G(h) of a learned generator's codes h [B, D] (the learned prior of DGN-AM and
+    PPGN): optimizing h keeps every image on what G can draw. `start` is G(h) at the start."""
+
+    def __init__(self, generator: torch.nn.Module, codes: torch.Tensor) -> None:
+        super().__init__()
+        self.generator = generator
+        self.codes = codes.detach().clone()
+        with torch.no_grad():
+            self._start = generator(self.codes)
+
+    @property
+    def start(self) -> torch.Tensor:
+        return self._start
+
+    def forward(self) -> torch.Tensor:
+        return self.generator(self.codes)

@@ -6,6 +6,8 @@
   priors of Yosinski et al. 2015 (periodic Gaussian blur, clipping of small-norm pixels).
 - `parameterized_ascent`: Adam on an image parameterization seen through random transforms
   (Olah et al. 2017).
+- `code_ascent`: normalized steps on a generator's codes, the learned prior (DGN-AM), with the
+  prior and noise terms of PPGN's MALA-approx sampler.
 
 Each takes a `Forward` (the network, run once per step under a capture of the objective's
 layers) and the objective to maximize. All return `Result`: the images at the model's input
@@ -22,7 +24,7 @@ import torch
 
 from facetviz.progress import Progress
 from facetviz.synthesis.objectives import Forward, Objective
-from facetviz.synthesis.param import Canvas, Pixels
+from facetviz.synthesis.param import Canvas, GeneratorImage, Pixels
 from facetviz.synthesis.regularizers import bregman_strength, tv_denoise
 from facetviz.synthesis.schedules import PAPER_SIZE, Octave, canvas_size, interpolate
 from facetviz.synthesis.transforms import (
@@ -32,6 +34,7 @@ from facetviz.synthesis.transforms import (
     crop,
     gaussian_blur,
     jitter,
+    pad,
     resize,
 )
 
@@ -42,6 +45,8 @@ PIXEL_SCALE = 255.0  # the paper's step sizes and TV weights are for 0-255 pixel
 class Result:
     images: torch.Tensor  # [B, C, H, W] at the model's input size
     trace: torch.Tensor  # [steps, B] on the CPU
+    # [S, B, C, H, W] on the CPU: a sampler's chain, S images per image (none for the others)
+    samples: torch.Tensor | None = None
 
     def first_nonfinite(self) -> tuple[int, int] | None:
         """(image, step) of the earliest non-finite value of what was maximized, or of a final
@@ -194,3 +199,74 @@ def parameterized_ascent(
     with torch.no_grad():
         images = parameterization().detach()
     return Result(images, trace.cpu() if trace is not None else torch.empty(0, len(images)))
+
+
+@dataclass(frozen=True)
+class CodeSteps:
+    """The schedule of `code_ascent` (DGN-AM's act_max.py; PPGN's sampler.py)."""
+
+    steps: int
+    learning_rate: tuple[float, float]  # start -> end, linear; in units of the codes' mean |h|
+    decay: float = 0.0  # L2 decay of h per step (released: 0.01)
+    jitter_pixels: int = 0  # random translation of G(h) before the network sees it
+    prior_weight: float = 0.0  # eps1: weight of the prior term
+    noise: float = 0.0  # eps3: std of the noise added to the step's direction
+    save_every: int = 0  # keep G(h) every this many steps (a chain's samples)
+
+
+def code_ascent(
+    forward: Forward,
+    objective: Objective,
+    image: GeneratorImage,
+    schedule: CodeSteps,
+    generators: Generators,
+    project: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    prior: Callable[[torch.Tensor, Mapping[str, torch.Tensor]], torch.Tensor] | None = None,
+    prior_layers: tuple[str, ...] = (),
+    name: str = "synthesis",
+) -> Result:
+    """Normalized ascent on the generator's codes: d = eps2 ∂objective/∂h + eps1 prior(h) +
+    N(0, eps3²); h += lr · mean|h_train| / mean|d| · d, then decay, clipping to the code bounds
+    and `project` (the facet constraint). With eps1 = eps3 = 0 this is DGN-AM, else PPGN's
+    MALA-approx (`prior` gets h and the captured `prior_layers`, e.g. E(G(h)))."""
+    G, codes = image.generator, image.codes.clone()
+    trace = torch.empty(schedule.steps, len(codes), device=codes.device)
+    samples, progress = [], Progress(name, schedule.steps, "steps")
+    size = image.start.shape[-1]
+    for step in range(schedule.steps):
+        codes = codes.detach().requires_grad_(True)
+        pixels = _translated(G(codes), schedule.jitter_pixels, generators, size)
+        values, outputs = forward.with_outputs(objective, pixels, prior_layers)
+        (direction,) = torch.autograd.grad(values.sum(), codes)
+        with torch.no_grad():
+            if prior is not None and schedule.prior_weight > 0:
+                direction = direction + schedule.prior_weight * prior(codes, outputs)
+            if schedule.noise > 0:
+                direction = direction + schedule.noise * _draw_normal(generators, codes)
+            rate = interpolate(schedule.learning_rate, step, schedule.steps) * G.scale
+            codes = codes + rate * direction / per_image_mean_abs(direction)
+            codes = G.clip(codes * (1 - schedule.decay))
+            if project is not None:
+                codes = G.clip(project(codes))
+            if schedule.save_every and (step + 1) % schedule.save_every == 0:
+                samples.append(G(codes))
+        trace[step] = values.detach().float()
+        progress.update(1)
+    with torch.no_grad():
+        images = G(codes)
+    stacked = torch.stack(samples).cpu() if samples else torch.empty(0, *images.shape)
+    return Result(images, trace.cpu(), stacked)
+
+
+def _translated(images: torch.Tensor, pixels: int, generators: Generators, size: int):
+    """Each image shifted by its own random offset, the border filled with black."""
+    if pixels <= 0:
+        return images
+    moved = jitter(pad(images, pixels, value=0.0), pixels, generators)
+    return moved[..., pixels : pixels + size, pixels : pixels + size]
+
+
+def _draw_normal(generators: Generators, like: torch.Tensor) -> torch.Tensor:
+    shape = like.shape[1:]
+    draws = [torch.randn(shape, generator=g) for g in generators]
+    return torch.stack(draws).to(like.device)

@@ -1,0 +1,74 @@
+"""Each facet in a generator's code space: where the learned-prior methods start, and the region
+they must stay in (issue #15: "keeping the facet in code space").
+
+From the codes of a facet's member images at the code layer: the centroid (MFV's mean-image
+initialization carried into code space), the code of its nearest real image, and the facet's
+own spread: the median distance of its members to the centroid (the trust region's radius) and
+their median angle to it (the cone's half-angle).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from facetviz.data import FacetDataset
+from facetviz.facet_record import FacetRecord
+from facetviz.models import Network
+from facetviz.priors_training import encode
+
+
+@dataclass(frozen=True)
+class FacetCodes:
+    """Per image of a task (one per facet, neurons in order): its facet in code space."""
+
+    centroid: torch.Tensor  # [B, D] mean code of the facet's members
+    nearest: torch.Tensor  # [B, D] code of the real image nearest the centroid
+    radius: torch.Tensor  # [B] median distance of the members to the centroid
+    angle: torch.Tensor  # [B] median angle of the members to the centroid (radians)
+
+    def to(self, device: torch.device | str) -> FacetCodes:
+        return FacetCodes(*(value.to(device) for value in self.__dict__.values()))
+
+
+def facet_codes(
+    records: Sequence[FacetRecord], dataset: FacetDataset, network: Network, layer: str
+) -> FacetCodes:
+    """Encode every facet's member images and nearest real image at `layer`."""
+    rows: dict[str, list[torch.Tensor]] = {"centroid": [], "nearest": [], "radius": [], "angle": []}
+    for record in records:
+        nearest = encode(network, torch.from_numpy(record.nearest_images), layer)
+        for facet in range(record.facet_count):
+            pixels = dataset.pixels(dataset.positions_of(record.members(facet)))
+            members = encode(network, pixels, layer)
+            centroid = members.mean(0)
+            cosine = torch.nn.functional.cosine_similarity(members, centroid[None], dim=1)
+            rows["centroid"].append(centroid)
+            rows["nearest"].append(nearest[facet])
+            rows["radius"].append((members - centroid).norm(dim=1).median())
+            rows["angle"].append(torch.arccos(cosine.clamp(-1, 1)).median())
+    return FacetCodes(**{key: torch.stack(values) for key, values in rows.items()})
+
+
+def trust_region(codes: torch.Tensor, centre: torch.Tensor, radius: torch.Tensor) -> torch.Tensor:
+    """Each code projected back into the ball of its radius around its centre."""
+    offset = codes - centre
+    norm = offset.norm(dim=1, keepdim=True).clamp_min(1e-12)
+    return centre + offset * torch.clamp(radius[:, None] / norm, max=1.0)
+
+
+def cone(codes: torch.Tensor, centre: torch.Tensor, angle: torch.Tensor) -> torch.Tensor:
+    """Each code projected onto the cone of half-angle `angle` around its centre's direction:
+    the unit may grow the code, not turn it away from its facet."""
+    axis = torch.nn.functional.normalize(centre, dim=1)
+    along = (codes * axis).sum(1, keepdim=True)
+    across = codes - along * axis
+    across_norm = across.norm(dim=1, keepdim=True).clamp_min(1e-12)
+    phi = torch.atan2(across_norm, along)
+    theta = angle[:, None]
+    length = codes.norm(dim=1, keepdim=True) * torch.cos((phi - theta).clamp(max=np.pi / 2))
+    projected = length * (torch.cos(theta) * axis + torch.sin(theta) * across / across_norm)
+    return torch.where(phi > theta, projected, codes)
