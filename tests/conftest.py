@@ -20,7 +20,7 @@ from slurm_cluster import Cluster, Unavailable, start
 
 from facetviz.data import DEBIAN_FASHION_MNIST, FASHION_MNIST_CLASSES, FacetDataset, open_dataset
 from facetviz.models import Network, load_network
-from facetviz.settings import FacetSettings, Neuron
+from facetviz.settings import DatasetSettings, FacetSettings, ModelSettings, Neuron
 from facetviz.synthesis.methods import Task
 from facetviz.synthesis.objectives import Unit
 
@@ -128,6 +128,22 @@ def dataset_config(**values) -> dict:
     """A validated `dataset` section (the schema's defaults plus `values`)."""
     minimal = {"facets": {"layer": "classifier.3"}, "neurons": [NEURON], "dataset": values}
     return validated(minimal)["dataset"]
+
+
+def dataset_settings(**values) -> DatasetSettings:
+    """Typed dataset settings: the schema's defaults plus `values`."""
+    return DatasetSettings.from_config(dataset_config(**values))
+
+
+def model_config(**values) -> dict:
+    """A validated `model` section (the schema's defaults plus `values`)."""
+    minimal = {"facets": {"layer": "classifier.3"}, "neurons": [NEURON], "model": values}
+    return validated(minimal)["model"]
+
+
+def model_settings(**values) -> ModelSettings:
+    """Typed model settings: the schema's defaults plus `values` (the embedded CNN by default)."""
+    return ModelSettings.from_config(model_config(**values))
 
 
 def facet_settings(**values) -> FacetSettings:
@@ -316,6 +332,8 @@ def small_oracle(fashion_dir: Path, tmp_path_factory: pytest.TempPathFactory):
     finally:
         torch.set_num_threads(threads)
     return folder, metrics
+
+
 def tests_on_pythonpath(monkeypatch: pytest.MonkeyPatch) -> None:
     """tests/ on PYTHONPATH, so that `factory: fault_models:build` imports at parse time and in
     the jobs (they inherit the environment)."""
