@@ -18,7 +18,8 @@ import yaml
 from PIL import Image
 from slurm_cluster import Cluster, Unavailable, start
 
-from facetviz.data import DEBIAN_FASHION_MNIST, FASHION_MNIST_CLASSES, FacetDataset, open_dataset
+from facetviz.data import FacetDataset, open_dataset
+from facetviz.fashion_mnist import DEBIAN_FASHION_MNIST, FASHION_MNIST_CLASSES
 from facetviz.models import Network, load_network
 from facetviz.settings import DatasetSettings, FacetSettings, ModelSettings, Neuron
 from facetviz.synthesis.methods import Task

@@ -13,6 +13,7 @@ import torchvision.datasets
 from conftest import make_image_folder, write_idx
 
 import facetviz.data as data
+import facetviz.fashion_mnist as fashion_mnist
 from facetviz.data import (
     FASHION_MNIST_CLASSES,
     LabelSpace,
@@ -285,8 +286,8 @@ def no_fashion_mnist(tmp_path, monkeypatch):
     debian, download = tmp_path / "debian", tmp_path / "download"
     debian.mkdir()
     download.mkdir()
-    monkeypatch.setattr(data, "DEBIAN_FASHION_MNIST", debian)
-    monkeypatch.setattr(data, "DOWNLOAD_DIR", download)
+    monkeypatch.setattr(fashion_mnist, "DEBIAN_FASHION_MNIST", debian)
+    monkeypatch.setattr(fashion_mnist, "DOWNLOAD_DIR", download)
     calls = []
 
     class OfflineFashionMNIST:
