@@ -7,7 +7,8 @@ import copy
 import pytest
 
 from facetviz.config import check_run_config
-from facetviz.data import FASHION_MNIST_CLASSES, input_spec
+from facetviz.data import FASHION_MNIST_CLASSES
+from facetviz.dataset_checks import input_spec
 from facetviz.errors import ConfigError
 
 LABEL_MAP = {

@@ -19,10 +19,10 @@ from facetviz.data import (
     LabelSpace,
     find_fashion_mnist,
     holdout_split,
-    input_spec,
     open_dataset,
     read_idx,
 )
+from facetviz.dataset_checks import input_spec
 from facetviz.errors import ConfigError, FacetvizError
 
 COARSE_MAP = {

@@ -21,7 +21,7 @@ from facetviz.progress import log, setup_logging
 
 
 def _network(settings: dict[str, Any], weights: str | None):
-    from facetviz.data import input_spec
+    from facetviz.dataset_checks import input_spec
     from facetviz.models import load_network
 
     shape, class_names = input_spec(settings["dataset"])

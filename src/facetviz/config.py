@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from facetviz.data import check_dataset, input_spec
+from facetviz.dataset_checks import check_dataset, input_spec
 from facetviz.errors import ConfigError
 from facetviz.models import (
     describe_model,

@@ -7,7 +7,6 @@ image's index in the full, unsubsampled dataset.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +22,6 @@ from facetviz.errors import ConfigError, FacetvizError
 from facetviz.fashion_mnist import (
     FASHION_MNIST_CLASSES,
     IDX_FILES,
-    check_fashion_mnist_root,
     find_fashion_mnist,
     idx_file,
     read_idx,
@@ -221,7 +219,7 @@ class FashionMNISTData(FacetDataset):
 # --- ImageFolder (ImageNet layout: root/<class>/<image>) -----------------------------------
 
 
-def _image_folder_root(root: str | None) -> Path:
+def image_folder_root(root: str | None) -> Path:
     """dataset.root of an image_folder dataset, checked to be a folder."""
     if not root:
         raise ConfigError("dataset.root: an image_folder dataset needs the folder's path")
@@ -233,31 +231,16 @@ def _image_folder_root(root: str | None) -> Path:
     return Path(root)
 
 
-def _class_dirs(root: Path) -> list[Path]:
+def class_dirs(root: Path) -> list[Path]:
+    """The class folders of an ImageFolder tree, in class-index order."""
     return sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
 
 
-def _has_image(folder: Path) -> bool:
-    """Whether `folder` or a folder below it holds an image file. It stops at the first one, and
-    os.scandir reads a directory in small batches: cheap even for ImageNet's folders."""
-    subfolders = []
-    try:
-        with os.scandir(folder) as entries:
-            for entry in entries:
-                if entry.is_dir():
-                    subfolders.append(Path(entry.path))
-                elif Path(entry.name).suffix.lower() in IMAGE_EXTENSIONS and entry.is_file():
-                    return True
-    except OSError:  # missing or unreadable: no images
-        return False
-    return any(_has_image(sub) for sub in subfolders)
-
-
 def scan_image_folder(root: Path) -> tuple[list[str], list[Path], np.ndarray]:
-    class_dirs = _class_dirs(_image_folder_root(str(root)))
+    folders = class_dirs(image_folder_root(str(root)))
     paths: list[Path] = []
     fine: list[int] = []
-    for class_index, class_dir in enumerate(class_dirs):
+    for class_index, class_dir in enumerate(folders):
         files = sorted(
             p for p in class_dir.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()
         )
@@ -265,12 +248,12 @@ def scan_image_folder(root: Path) -> tuple[list[str], list[Path], np.ndarray]:
         fine.extend([class_index] * len(files))
     if not paths:
         raise FacetvizError(f"dataset.root: no images found in class sub-folders of {root}")
-    return [d.name for d in class_dirs], paths, np.asarray(fine, dtype=np.int64)
+    return [d.name for d in folders], paths, np.asarray(fine, dtype=np.int64)
 
 
 class ImageFolderData(FacetDataset):
     def __init__(self, cfg: dict[str, Any], split: str, seed: int) -> None:
-        root = _image_folder_root(cfg.get("root"))
+        root = image_folder_root(cfg.get("root"))
         names, paths, fine = scan_image_folder(root)
         indices = np.arange(len(paths))
         if split != "all":
@@ -340,69 +323,6 @@ def open_dataset(cfg: dict[str, Any], split: str | None = None, seed: int = 0) -
     if kind == "image_folder":
         return ImageFolderData(cfg, split or cfg.get("split") or "all", seed)
     raise ConfigError(f"dataset.kind: unknown kind {kind!r}; use fashion_mnist or image_folder")
-
-
-def input_spec(cfg: dict[str, Any]) -> tuple[tuple[int, int, int], tuple[str, ...]]:
-    """(model input shape, class names) from the config alone, cheap enough for parse time."""
-    kind = cfg.get("kind", "fashion_mnist")
-    if kind == "fashion_mnist":
-        fine_names: Sequence[str] = FASHION_MNIST_CLASSES
-        shape = (cfg.get("channels") or 1, cfg.get("image_size") or 28, cfg.get("image_size") or 28)
-    elif kind == "image_folder":
-        root = _image_folder_root(cfg.get("root"))
-        fine_names = [d.name for d in _class_dirs(root)]
-        if not fine_names:
-            raise ConfigError(
-                f"dataset.root: {root} has no class folders. An image_folder dataset is "
-                "root/<class>/<image> (ImageNet's train/ layout), not a folder of images."
-            )
-        size = cfg.get("image_size") or 224
-        shape = (cfg.get("channels") or 3, size, size)
-    else:
-        raise ConfigError(f"dataset.kind: unknown kind {kind!r}; use fashion_mnist or image_folder")
-    return shape, LabelSpace.build(fine_names, cfg.get("label_map")).class_names
-
-
-def check_dataset(cfg: dict[str, Any], classes: dict[int, str] | None = None) -> None:
-    """Parse-time checks of the dataset's files, cheap enough for ImageNet: no image is opened.
-
-    The split exists; Fashion-MNIST's root (when set) holds the IDX files; an ImageFolder root
-    has class folders and images, every label_map class has a folder with images, and so does
-    each class in `classes` (class index -> the config key that selects it, e.g. a neuron's).
-    """
-    kind = cfg.get("kind", "fashion_mnist")
-    split = cfg.get("split")
-    if split is not None and split not in SPLITS[kind]:
-        raise ConfigError(
-            f"dataset.split: {kind} has splits {', '.join(SPLITS[kind])}, not {split!r}"
-        )
-    if kind == "fashion_mnist":
-        if cfg.get("root"):  # else Debian's copy, or a download in the first job
-            check_fashion_mnist_root(Path(cfg["root"]))
-        return
-    root = _image_folder_root(cfg.get("root"))
-    folders = _class_dirs(root)
-    if not any(_has_image(folder) for folder in folders):
-        raise ConfigError(
-            f"dataset.root: no images in class sub-folders of {root} ({len(folders)} folders; "
-            f"image files end in {', '.join(sorted(IMAGE_EXTENSIONS))})"
-        )
-    label_map = cfg.get("label_map")
-    groups = list((label_map or {folder.name: [folder.name] for folder in folders}).items())
-    # every class of a label_map (they are few, and a neuron may select any of them); without
-    # one, ImageNet's 1,000 folders: only those that `classes` names
-    needed = (
-        {i: f"dataset.label_map.{name}" for i, (name, _members) in enumerate(groups)}
-        if label_map
-        else classes or {}
-    )
-    for index, key in sorted(needed.items()):
-        name, members = groups[index]
-        if not any(_has_image(root / member) for member in members):
-            raise ConfigError(
-                f"{key}: class {name!r} has no images: {', '.join(str(root / m) for m in members)} "
-                "holds no image files. Add images, or leave the class out."
-            )
 
 
 def training_splits(cfg: dict[str, Any]) -> tuple[str, str]:
