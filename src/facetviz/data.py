@@ -27,11 +27,9 @@ from facetviz.fashion_mnist import (
     read_idx,
 )
 from facetviz.progress import log
+from facetviz.settings import DatasetSettings
 
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm"}
-SPLITS = {"fashion_mnist": tuple(IDX_FILES), "image_folder": ("all", "fit", "holdout")}
-# ImageNet's evaluation resize (256 px before a 224 px centre crop), as a ratio.
-DEFAULT_RESIZE_RATIO = 256 / 224
 
 
 @dataclass(frozen=True)
@@ -190,23 +188,23 @@ def _fit_to_model(image: torch.Tensor, image_size: int, channels: int) -> torch.
 
 
 class FashionMNISTData(FacetDataset):
-    def __init__(self, cfg: dict[str, Any], split: str, seed: int) -> None:
+    def __init__(self, settings: DatasetSettings, split: str, seed: int) -> None:
         if split not in IDX_FILES:
             raise ConfigError(
                 f"dataset.split: Fashion-MNIST has splits train and test, not {split!r}"
             )
-        folder = find_fashion_mnist(cfg.get("root"))
+        folder = find_fashion_mnist(settings.root)
         images_stem, labels_stem = IDX_FILES[split]
         images = read_idx(idx_file(folder, images_stem))
         fine = read_idx(idx_file(folder, labels_stem)).astype(np.int64)
-        indices = subsample(len(fine), cfg.get("max_images"), seed)
+        indices = subsample(len(fine), settings.max_images, seed)
         self._images = images[indices]
         super().__init__(
-            LabelSpace.build(FASHION_MNIST_CLASSES, cfg.get("label_map")),
+            LabelSpace.build(FASHION_MNIST_CLASSES, settings.label_map),
             fine[indices],
             indices,
-            cfg.get("image_size") or 28,
-            cfg.get("channels") or 1,
+            settings.input_size,
+            settings.input_channels,
             {"kind": "fashion_mnist", "root": str(folder), "split": split},
         )
         self._images = self._images[np.isin(indices, self.indices)]
@@ -252,25 +250,24 @@ def scan_image_folder(root: Path) -> tuple[list[str], list[Path], np.ndarray]:
 
 
 class ImageFolderData(FacetDataset):
-    def __init__(self, cfg: dict[str, Any], split: str, seed: int) -> None:
-        root = image_folder_root(cfg.get("root"))
+    def __init__(self, settings: DatasetSettings, split: str, seed: int) -> None:
+        root = image_folder_root(settings.root)
         names, paths, fine = scan_image_folder(root)
         indices = np.arange(len(paths))
         if split != "all":
-            indices = holdout_split(len(paths), cfg.get("holdout", 0.1), seed)[split]
-        indices = indices[subsample(len(indices), cfg.get("max_images"), seed)]
-        image_size = cfg.get("image_size") or 224
-        self.resize = cfg.get("resize") or round(image_size * DEFAULT_RESIZE_RATIO)
+            indices = holdout_split(len(paths), settings.holdout, seed)[split]
+        indices = indices[subsample(len(indices), settings.max_images, seed)]
+        self.resize = settings.resize_side
         super().__init__(
-            LabelSpace.build(names, cfg.get("label_map")),
+            LabelSpace.build(names, settings.label_map),
             fine[indices],
             indices,
-            image_size,
-            cfg.get("channels") or 3,
+            settings.input_size,
+            settings.input_channels,
             {"kind": "image_folder", "root": str(root), "split": split, "resize": self.resize},
         )
         self._paths = [paths[i] for i in self.indices]
-        self.on_unreadable = cfg.get("on_unreadable") or "error"
+        self.on_unreadable = settings.unreadable_policy
 
     def source(self, position: int) -> str:
         return str(self._paths[position])
@@ -312,23 +309,17 @@ def holdout_split(n: int, share: float, seed: int) -> dict[str, np.ndarray]:
     return {"fit": np.sort(order[n_holdout:]), "holdout": np.sort(order[:n_holdout])}
 
 
-def open_dataset(cfg: dict[str, Any], split: str | None = None, seed: int = 0) -> FacetDataset:
+DATASETS: dict[str, type[FacetDataset]] = {
+    "fashion_mnist": FashionMNISTData,
+    "image_folder": ImageFolderData,
+}
+
+
+def open_dataset(
+    settings: DatasetSettings, split: str | None = None, seed: int = 0
+) -> FacetDataset:
     """The configured dataset; `split` defaults to the one the config visualizes.
 
     Fashion-MNIST's splits are train and test; an ImageFolder's are all, fit and holdout.
     """
-    kind = cfg.get("kind", "fashion_mnist")
-    if kind == "fashion_mnist":
-        return FashionMNISTData(cfg, split or cfg.get("split") or "train", seed)
-    if kind == "image_folder":
-        return ImageFolderData(cfg, split or cfg.get("split") or "all", seed)
-    raise ConfigError(f"dataset.kind: unknown kind {kind!r}; use fashion_mnist or image_folder")
-
-
-def training_splits(cfg: dict[str, Any]) -> tuple[str, str]:
-    """The (fit, evaluation) splits used to train the embedded model on this dataset."""
-    return (
-        ("train", "test")
-        if cfg.get("kind", "fashion_mnist") == "fashion_mnist"
-        else ("fit", "holdout")
-    )
+    return DATASETS[settings.kind](settings, split or settings.visualized_split, seed)

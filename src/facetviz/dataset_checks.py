@@ -8,34 +8,29 @@ that names the config key.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
 
-from facetviz.data import IMAGE_EXTENSIONS, SPLITS, LabelSpace, class_dirs, image_folder_root
+from facetviz.data import IMAGE_EXTENSIONS, LabelSpace, class_dirs, image_folder_root
 from facetviz.errors import ConfigError
 from facetviz.fashion_mnist import FASHION_MNIST_CLASSES, check_fashion_mnist_root
+from facetviz.settings import DatasetSettings
 
 
-def input_spec(cfg: dict[str, Any]) -> tuple[tuple[int, int, int], tuple[str, ...]]:
+def input_spec(settings: DatasetSettings) -> tuple[tuple[int, int, int], tuple[str, ...]]:
     """(model input shape, class names) from the config alone, cheap enough for parse time."""
-    kind = cfg.get("kind", "fashion_mnist")
-    if kind == "fashion_mnist":
+    shape = settings.input_shape
+    if settings.kind == "fashion_mnist":
         fine_names: Sequence[str] = FASHION_MNIST_CLASSES
-        shape = (cfg.get("channels") or 1, cfg.get("image_size") or 28, cfg.get("image_size") or 28)
-    elif kind == "image_folder":
-        root = image_folder_root(cfg.get("root"))
+    else:
+        root = image_folder_root(settings.root)
         fine_names = [d.name for d in class_dirs(root)]
         if not fine_names:
             raise ConfigError(
                 f"dataset.root: {root} has no class folders. An image_folder dataset is "
                 "root/<class>/<image> (ImageNet's train/ layout), not a folder of images."
             )
-        size = cfg.get("image_size") or 224
-        shape = (cfg.get("channels") or 3, size, size)
-    else:
-        raise ConfigError(f"dataset.kind: unknown kind {kind!r}; use fashion_mnist or image_folder")
-    return shape, LabelSpace.build(fine_names, cfg.get("label_map")).class_names
+    return shape, LabelSpace.build(fine_names, settings.label_map).class_names
 
 
 def has_image(folder: Path) -> bool:
@@ -54,38 +49,45 @@ def has_image(folder: Path) -> bool:
     return any(has_image(sub) for sub in subfolders)
 
 
-def check_dataset(cfg: dict[str, Any], classes: dict[int, str] | None = None) -> None:
-    """Parse-time checks of the dataset's files, cheap enough for ImageNet: no image is opened.
+def check_dataset(settings: DatasetSettings, classes: dict[int, str] | None = None) -> None:
+    """The dataset's files are there, without opening an image.
 
     The split exists; Fashion-MNIST's root (when set) holds the IDX files; an ImageFolder root
     has class folders and images, every label_map class has a folder with images, and so does
     each class in `classes` (class index -> the config key that selects it, e.g. a neuron's).
     """
-    kind = cfg.get("kind", "fashion_mnist")
-    split = cfg.get("split")
-    if split is not None and split not in SPLITS[kind]:
-        raise ConfigError(
-            f"dataset.split: {kind} has splits {', '.join(SPLITS[kind])}, not {split!r}"
-        )
+    kind, split = settings.kind, settings.split
+    splits = settings.kind_defaults.splits
+    if split is not None and split not in splits:
+        raise ConfigError(f"dataset.split: {kind} has splits {', '.join(splits)}, not {split!r}")
     if kind == "fashion_mnist":
-        if cfg.get("root"):  # else Debian's copy, or a download in the first job
-            check_fashion_mnist_root(Path(cfg["root"]))
+        if settings.root:  # else Debian's copy, or a download in the first job
+            check_fashion_mnist_root(Path(settings.root))
         return
-    root = image_folder_root(cfg.get("root"))
+    root = image_folder_root(settings.root)
     folders = class_dirs(root)
     if not any(has_image(folder) for folder in folders):
         raise ConfigError(
             f"dataset.root: no images in class sub-folders of {root} ({len(folders)} folders; "
             f"image files end in {', '.join(sorted(IMAGE_EXTENSIONS))})"
         )
-    label_map = cfg.get("label_map")
+    _check_classes_have_images(root, folders, settings.label_map, classes or {})
+
+
+def _check_classes_have_images(
+    root: Path,
+    folders: list[Path],
+    label_map: Mapping[str, list[str]] | None,
+    classes: dict[int, str],
+) -> None:
+    """Each class that a run may select has a folder with images (check_dataset)."""
     groups = list((label_map or {folder.name: [folder.name] for folder in folders}).items())
     # every class of a label_map (they are few, and a neuron may select any of them); without
     # one, ImageNet's 1,000 folders: only those that `classes` names
     needed = (
         {i: f"dataset.label_map.{name}" for i, (name, _members) in enumerate(groups)}
         if label_map
-        else classes or {}
+        else classes
     )
     for index, key in sorted(needed.items()):
         name, members = groups[index]
