@@ -23,18 +23,14 @@ import statistics
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
-from machine import load_average  # bench/machine.py: scripts run as bench/<name>.py
+from default_run import default_settings  # bench/*.py: scripts run as bench/<name>.py
+from machine import load_average
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_WEIGHTS = REPO / "results" / "default" / "model" / "model.pt"
-LABEL_MAP = {  # config/config.yaml's: every Fashion-MNIST image belongs to one of 4 classes
-    "footwear": ["Sandal", "Sneaker", "Ankle boot"],
-    "tops": ["T-shirt/top", "Pullover", "Coat", "Shirt"],
-    "trouser-dress": ["Trouser", "Dress"],
-    "bag": ["Bag"],
-}
 FACET_LAYER = "classifier.3"
 TARGET_LAYERS = ["classifier.5", "classifier.2", "features.6"]
 GOAL = 0.8
@@ -93,19 +89,19 @@ def main() -> int:
     weights = args.weights
     if weights is None:
         weights = str(DEFAULT_WEIGHTS) if DEFAULT_WEIGHTS.exists() else "random"
+    # the default run's: every Fashion-MNIST image belongs to one of its 4 classes
+    dataset_settings, model = default_settings()
+    dataset_settings = replace(
+        dataset_settings,
+        root=args.root,
+        max_images=args.images if args.images < 60000 else None,
+    )
+    classes = len(dataset_settings.label_map)
     torch.manual_seed(0)
     network = load_network(
-        {"kind": "embedded"}, (1, 28, 28), len(LABEL_MAP), None if weights == "random" else weights
+        model, (1, 28, 28), classes, None if weights == "random" else weights
     ).to(device)
-    dataset_cfg = {
-        "kind": "fashion_mnist",
-        "label_map": LABEL_MAP,
-        "split": "train",
-        "max_images": args.images if args.images < 60000 else None,
-    }
-    if args.root:
-        dataset_cfg["root"] = args.root
-    dataset = open_dataset(dataset_cfg, "train", seed=0)
+    dataset = open_dataset(dataset_settings, "train", seed=0)
     n = len(dataset)
 
     def sync() -> None:

@@ -19,6 +19,8 @@ import sys
 import time
 from pathlib import Path
 
+from default_run import default_settings  # bench/*.py: scripts run as bench/<name>.py
+
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_MODEL = REPO / "results" / "default" / "model" / "model.pt"
 GOAL_RATIO = 3.0
@@ -47,7 +49,7 @@ def main() -> int:
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     weights = DEFAULT_MODEL if DEFAULT_MODEL.exists() else None
-    network = load_network({"kind": "embedded"}, (1, 28, 28), 4, weights)
+    network = load_network(default_settings()[1], (1, 28, 28), 4, weights)
     network.to(args.device).module.eval()
     for parameter in network.module.parameters():
         parameter.requires_grad_(False)

@@ -18,9 +18,10 @@ import yaml
 from PIL import Image
 from slurm_cluster import Cluster, Unavailable, start
 
-from facetviz.data import DEBIAN_FASHION_MNIST, FASHION_MNIST_CLASSES, FacetDataset, open_dataset
+from facetviz.data import FacetDataset, open_dataset
+from facetviz.fashion_mnist import DEBIAN_FASHION_MNIST, FASHION_MNIST_CLASSES
 from facetviz.models import Network, load_network
-from facetviz.settings import FacetSettings, Neuron
+from facetviz.settings import DatasetSettings, FacetSettings, ModelSettings, Neuron
 from facetviz.synthesis.methods import Task
 from facetviz.synthesis.objectives import Unit
 
@@ -72,7 +73,7 @@ COARSE_LABEL_MAP = {
 @pytest.fixture(scope="session")
 def coarse_fashion(fashion_dir: Path) -> FacetDataset:
     """The small Fashion-MNIST's train split with the coarse label map."""
-    config = {"kind": "fashion_mnist", "root": str(fashion_dir), "label_map": COARSE_LABEL_MAP}
+    config = dataset_settings(root=str(fashion_dir), label_map=COARSE_LABEL_MAP)
     return open_dataset(config, "train", seed=0)
 
 
@@ -130,6 +131,22 @@ def dataset_config(**values) -> dict:
     return validated(minimal)["dataset"]
 
 
+def dataset_settings(**values) -> DatasetSettings:
+    """Typed dataset settings: the schema's defaults plus `values`."""
+    return DatasetSettings.from_config(dataset_config(**values))
+
+
+def model_config(**values) -> dict:
+    """A validated `model` section (the schema's defaults plus `values`)."""
+    minimal = {"facets": {"layer": "classifier.3"}, "neurons": [NEURON], "model": values}
+    return validated(minimal)["model"]
+
+
+def model_settings(**values) -> ModelSettings:
+    """Typed model settings: the schema's defaults plus `values` (the embedded CNN by default)."""
+    return ModelSettings.from_config(model_config(**values))
+
+
 def facet_settings(**values) -> FacetSettings:
     """Typed facets settings: the schema's defaults plus `values`."""
     minimal = {"facets": {"layer": "classifier.3", **values}, "neurons": [NEURON]}
@@ -137,6 +154,10 @@ def facet_settings(**values) -> FacetSettings:
 
 
 NEURON = {"name": "footwear", "layer": "classifier.5", "unit": 0, "select": "label"}
+
+
+# The embedded CNN as the default config has it (width 16), for the tests' networks.
+EMBEDDED = model_settings()
 
 
 def neuron(name: str, layer: str, unit: int, select: str = "top", **extra) -> Neuron:
@@ -158,7 +179,7 @@ def neuron(name: str, layer: str, unit: int, select: str = "top", **extra) -> Ne
 def random_network() -> Network:
     """The embedded CNN with seeded random weights, 4 classes, 28 px grayscale, eval mode."""
     torch.manual_seed(0)
-    return load_network({"kind": "embedded"}, (1, 28, 28), 4, None)
+    return load_network(EMBEDDED, (1, 28, 28), 4, None)
 
 
 def generators(count: int, seed: int = 0) -> list[torch.Generator]:
@@ -205,8 +226,8 @@ def small_run(tmp_path_factory: pytest.TempPathFactory, coarse_fashion: FacetDat
 
     folder = tmp_path_factory.mktemp("run")
     torch.manual_seed(0)
-    save_checkpoint(folder / "model.pt", build_architecture({"kind": "embedded"}, 1, 4), {})
-    network = load_network({"kind": "embedded"}, (1, 28, 28), 4, folder / "model.pt")
+    save_checkpoint(folder / "model.pt", build_architecture(EMBEDDED, 1, 4), {})
+    network = load_network(EMBEDDED, (1, 28, 28), 4, folder / "model.pt")
     layers = ["classifier.5", "features.6"]
     extract(network, coarse_fashion, "classifier.3", layers, folder / "activations.h5", 128)
     with threadpool_limits(1):
@@ -226,7 +247,7 @@ def small_run(tmp_path_factory: pytest.TempPathFactory, coarse_fashion: FacetDat
 
 @pytest.fixture(scope="session")
 def small_run_network(small_run: Path) -> Network:
-    return load_network({"kind": "embedded"}, (1, 28, 28), 4, small_run / "model.pt")
+    return load_network(EMBEDDED, (1, 28, 28), 4, small_run / "model.pt")
 
 
 def method(name: str, network: Network, steps_scale: float = 0.02, **settings):
@@ -303,8 +324,8 @@ def small_oracle(fashion_dir: Path, tmp_path_factory: pytest.TempPathFactory):
     from facetviz.settings import OracleSettings
 
     folder = tmp_path_factory.mktemp("oracle")
-    dataset = dataset_config(kind="fashion_mnist", root=str(fashion_dir),
-                             label_map=COARSE_LABEL_MAP, max_images=40)  # fmt: skip
+    dataset = dataset_settings(kind="fashion_mnist", root=str(fashion_dir),
+                               label_map=COARSE_LABEL_MAP, max_images=40)  # fmt: skip
     # 6 epochs of 4 batches: enough steps for BatchNorm's running statistics to settle
     settings = OracleSettings(epochs=6, seed_offset=1000, min_accuracy=0.0, max_images=None)
     threads = torch.get_num_threads()

@@ -10,6 +10,7 @@ import h5py
 import numpy as np
 import pytest
 import torch
+from conftest import dataset_settings, model_settings
 
 from facetviz import __version__
 from facetviz.activations import (
@@ -30,6 +31,7 @@ from facetviz.models import (
     save_checkpoint,
     unit_values,
 )
+from facetviz.settings import DatasetSettings
 
 LABEL_MAP = {
     "footwear": ["Sandal", "Sneaker", "Ankle boot"],
@@ -42,8 +44,8 @@ FC_LAYER = "classifier.5"
 BATCH = 48  # does not divide the ~320 images
 
 
-def dataset_cfg(root: Path) -> dict:
-    return {"kind": "fashion_mnist", "root": str(root), "label_map": LABEL_MAP}
+def dataset_cfg(root: Path) -> DatasetSettings:
+    return dataset_settings(root=str(root), label_map=LABEL_MAP)
 
 
 @pytest.fixture(scope="module")
@@ -55,10 +57,10 @@ def dataset(fashion_dir: Path) -> FacetDataset:
 def network(tmp_path_factory: pytest.TempPathFactory):
     """A random embedded CNN, saved as a checkpoint and loaded the way the stage loads it."""
     torch.manual_seed(1)
-    module = build_architecture({"kind": "embedded", "width": 8}, 1, len(LABEL_MAP))
+    module = build_architecture(model_settings(width=8), 1, len(LABEL_MAP))
     path = tmp_path_factory.mktemp("model") / "model.pt"
     save_checkpoint(path, module, {"classes": list(LABEL_MAP)})
-    return load_network({"kind": "embedded", "width": 8}, (1, 28, 28), len(LABEL_MAP), path)
+    return load_network(model_settings(width=8), (1, 28, 28), len(LABEL_MAP), path)
 
 
 @pytest.fixture(scope="module")

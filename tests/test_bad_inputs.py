@@ -24,7 +24,14 @@ import h5py
 import numpy as np
 import pytest
 import torch
-from conftest import REPO, make_image_folder, partial_files, tests_on_pythonpath
+from conftest import (
+    REPO,
+    dataset_settings,
+    make_image_folder,
+    model_settings,
+    partial_files,
+    tests_on_pythonpath,
+)
 from fault_models import CLASSES, FOLDER_RUN, Payload, build, folder_config
 from test_workflow import snakemake, tiny_config
 
@@ -507,7 +514,7 @@ def test_readme_table_names_every_case() -> None:
 def test_minimum_input_size_is_found_on_the_meta_device() -> None:
     from facetviz.models import input_refused, meta_architecture, minimum_input_size
 
-    alexnet = meta_architecture({"kind": "torchvision", "arch": "alexnet"}, 3, 1000)
+    alexnet = meta_architecture(model_settings(kind="torchvision", arch="alexnet"), 3, 1000)
     assert input_refused(alexnet, (3, 62, 62)) is not None
     assert input_refused(alexnet, (3, 63, 63)) is None
     assert minimum_input_size(alexnet, 3, refused=16) == 63
@@ -521,9 +528,11 @@ def test_skipped_images_join_across_shards_as_in_one_pass(tmp_path: Path) -> Non
 
     root = make_image_folder(tmp_path / "train", CLASSES)
     bad = [_corrupt(root / "a" / "img_001.png"), _corrupt(root / "c" / "img_004.jpg")]
-    dataset = open_dataset({"kind": "image_folder", "root": str(root), "on_unreadable": "skip"})
+    dataset = open_dataset(
+        dataset_settings(kind="image_folder", root=str(root), on_unreadable="skip")
+    )
     network = load_network(
-        {"kind": "custom", "factory": "fault_models:build"}, (3, 224, 224), 3, None
+        model_settings(kind="custom", factory="fault_models:build"), (3, 224, 224), 3, None
     )
     layers = ("code.3", ["code.3", "head"])
     extract(network, dataset, *layers, tmp_path / "one.h5", batch_size=4)

@@ -7,8 +7,10 @@ import copy
 import pytest
 
 from facetviz.config import check_run_config
-from facetviz.data import FASHION_MNIST_CLASSES, input_spec
+from facetviz.data import FASHION_MNIST_CLASSES
+from facetviz.dataset_checks import input_spec
 from facetviz.errors import ConfigError
+from facetviz.settings import DatasetSettings
 
 LABEL_MAP = {
     "footwear": ["Sandal", "Sneaker", "Ankle boot"],
@@ -240,7 +242,7 @@ def test_bad_label_map_is_reported():
 def test_dataset_files_are_not_needed(tmp_path):
     missing = tmp_path / "no-fashion-mnist-here"
     config = make_config(dataset={"root": str(missing)})
-    assert input_spec(config["dataset"]) == (
+    assert input_spec(DatasetSettings.from_config(config["dataset"])) == (
         (1, 28, 28),
         ("footwear", "tops", "trouser-dress", "bag"),
     )
@@ -250,7 +252,7 @@ def test_dataset_files_are_not_needed(tmp_path):
 
 def test_input_shape_follows_dataset_config():
     config = make_config(dataset={"channels": 3, "image_size": 40})
-    assert input_spec(config["dataset"])[0] == (3, 40, 40)
+    assert input_spec(DatasetSettings.from_config(config["dataset"]))[0] == (3, 40, 40)
     resolved = check_run_config(config)
     assert resolved[3]["units"] == 64  # channels, whatever the input size
 

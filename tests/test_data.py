@@ -5,24 +5,27 @@ from __future__ import annotations
 import gzip
 import shutil
 import struct
+from dataclasses import replace
 
 import numpy as np
 import pytest
 import torch
 import torchvision.datasets
-from conftest import make_image_folder, write_idx
+from conftest import dataset_settings, make_image_folder, write_idx
 
 import facetviz.data as data
+import facetviz.fashion_mnist as fashion_mnist
 from facetviz.data import (
     FASHION_MNIST_CLASSES,
     LabelSpace,
     find_fashion_mnist,
     holdout_split,
-    input_spec,
     open_dataset,
     read_idx,
 )
+from facetviz.dataset_checks import input_spec
 from facetviz.errors import ConfigError, FacetvizError
+from facetviz.settings import DatasetSettings
 
 COARSE_MAP = {
     "footwear": ["Sandal", "Sneaker", "Ankle boot"],
@@ -32,27 +35,18 @@ COARSE_MAP = {
 }
 
 
-def fashion_cfg(root, **changes):
-    cfg = {
-        "kind": "fashion_mnist",
-        "root": str(root) if root is not None else None,
-        "split": None,
-        "image_size": None,
-        "resize": None,
-        "channels": None,
-        "label_map": None,
-        "max_images": None,
-        "holdout": 0.1,
-        "workers": 0,
-    }
-    cfg.update(changes)
-    return cfg
+def fashion_cfg(root, **changes) -> DatasetSettings:
+    """Fashion-MNIST in `root` (None: where the stage looks for it), the schema's defaults."""
+    return dataset_settings(root=str(root) if root is not None else None, **changes)
 
 
-def folder_cfg(root, **changes):
-    cfg = fashion_cfg(root, kind="image_folder")
-    cfg.update(changes)
-    return cfg
+def folder_cfg(root, **changes) -> DatasetSettings:
+    return fashion_cfg(root, kind="image_folder", **changes)
+
+
+def unknown_kind(root) -> DatasetSettings:
+    """A kind that the schema would refuse, past it."""
+    return replace(fashion_cfg(root), kind="cifar")
 
 
 # --- read_idx --------------------------------------------------------------------------------
@@ -285,8 +279,8 @@ def no_fashion_mnist(tmp_path, monkeypatch):
     debian, download = tmp_path / "debian", tmp_path / "download"
     debian.mkdir()
     download.mkdir()
-    monkeypatch.setattr(data, "DEBIAN_FASHION_MNIST", debian)
-    monkeypatch.setattr(data, "DOWNLOAD_DIR", download)
+    monkeypatch.setattr(fashion_mnist, "DEBIAN_FASHION_MNIST", debian)
+    monkeypatch.setattr(fashion_mnist, "DOWNLOAD_DIR", download)
     calls = []
 
     class OfflineFashionMNIST:
@@ -454,7 +448,7 @@ def test_image_folder_needs_root(tmp_path):
 
 def test_open_dataset_unknown_kind(tmp_path):
     with pytest.raises(ConfigError, match="dataset.kind"):
-        open_dataset(fashion_cfg(tmp_path, kind="cifar"))
+        open_dataset(unknown_kind(tmp_path))
 
 
 # --- input_spec ------------------------------------------------------------------------------
@@ -500,7 +494,7 @@ def test_input_spec_errors(tmp_path):
     with pytest.raises(ConfigError, match="dataset.root"):
         input_spec(folder_cfg(tmp_path / "missing"))
     with pytest.raises(ConfigError, match="dataset.kind"):
-        input_spec(fashion_cfg(None, kind="cifar"))
+        input_spec(unknown_kind(None))
     with pytest.raises(ConfigError, match=r"dataset\.label_map"):
         input_spec(fashion_cfg(None, label_map={"x": ["Sock"]}))
 

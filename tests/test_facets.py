@@ -11,7 +11,7 @@ import h5py
 import numpy as np
 import pytest
 import torch
-from conftest import COARSE_LABEL_MAP, facet_settings, neuron
+from conftest import COARSE_LABEL_MAP, EMBEDDED, dataset_settings, facet_settings, neuron
 from sklearn.metrics import adjusted_rand_score
 from threadpoolctl import threadpool_limits
 
@@ -256,8 +256,8 @@ def dataset(coarse_fashion: FacetDataset) -> FacetDataset:
 def activations_path(tmp_path_factory: pytest.TempPathFactory, dataset: FacetDataset) -> Path:
     torch.manual_seed(0)
     folder = tmp_path_factory.mktemp("run")
-    save_checkpoint(folder / "model.pt", build_architecture({"kind": "embedded"}, 1, 4), {})
-    network = load_network({"kind": "embedded"}, (1, 28, 28), 4, folder / "model.pt")
+    save_checkpoint(folder / "model.pt", build_architecture(EMBEDDED, 1, 4), {})
+    network = load_network(EMBEDDED, (1, 28, 28), 4, folder / "model.pt")
     out = folder / "activations.h5"
     extract(network, dataset, "classifier.3", ["classifier.5", "features.6"], out, batch_size=100)
     return out
@@ -373,11 +373,9 @@ def test_discover_writes_the_documented_outputs(
 
 def test_discover_top_without_label_map(tmp_path: Path, fashion_dir: Path) -> None:
     """Without a label map there are no fine labels beyond the classes: no ground truth."""
-    dataset = open_dataset(
-        {"kind": "fashion_mnist", "root": str(fashion_dir), "max_images": 150}, "train", seed=0
-    )
+    dataset = open_dataset(dataset_settings(root=str(fashion_dir), max_images=150), "train", seed=0)
     torch.manual_seed(0)
-    network = load_network({"kind": "embedded"}, (1, 28, 28), 10, None)
+    network = load_network(EMBEDDED, (1, 28, 28), 10, None)
     activations_path = tmp_path / "activations.h5"
     extract(network, dataset, "classifier.3", ["features.6"], activations_path, batch_size=64)
     unit = neuron("ch3", "features.6", 3, spatial="max")

@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import sys
 import textwrap
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import pytest
 import torch
 import torchvision
+from conftest import EMBEDDED, model_config, model_settings
 from torch import nn
 
 from facetviz.errors import ConfigError, FacetvizError
 from facetviz.models import (
-    IMAGENET_MEAN,
-    IMAGENET_STD,
     EmbeddedCNN,
     Network,
     build_architecture,
@@ -23,7 +22,6 @@ from facetviz.models import (
     load_network,
     load_state_dict,
     missing_weights_message,
-    normalization,
     resolve_device,
     resolve_layer,
     save_checkpoint,
@@ -32,8 +30,7 @@ from facetviz.models import (
     unit_values,
     weights_file,
 )
-
-EMBEDDED = {"kind": "embedded", "width": 16}
+from facetviz.settings import IMAGENET_MEAN, IMAGENET_STD
 
 
 @dataclass
@@ -44,9 +41,11 @@ class NotWeights:
 
 
 def torchvision_cfg(arch, **changes):
-    cfg = {"kind": "torchvision", "arch": arch, "num_classes": None, "weights": None}
-    cfg.update(changes)
-    return cfg
+    return model_settings(kind="torchvision", arch=arch, **changes)
+
+
+def custom_cfg(factory, **changes):
+    return model_settings(kind="custom", factory=factory, **changes)
 
 
 def has_inplace(model):
@@ -81,18 +80,18 @@ def test_embedded_cnn_rejects_wrong_channel_count():
 
 
 def test_build_architecture_embedded_uses_config():
-    model = build_architecture({"kind": "embedded", "width": 8}, in_channels=3, num_classes=6)
+    model = build_architecture(model_settings(width=8), in_channels=3, num_classes=6)
     assert isinstance(model, EmbeddedCNN)
     assert model.features[0].in_channels == 3
     assert model.features[0].out_channels == 8
     assert model.classifier[5].out_features == 6
-    default_width = build_architecture({"kind": "embedded", "width": None}, 1, 4)
+    default_width = build_architecture(EMBEDDED, 1, 4)  # the schema's width
     assert default_width.features[0].out_channels == 16
 
 
 def test_build_architecture_unknown_kind():
     with pytest.raises(ConfigError, match="model.kind"):
-        build_architecture({"kind": "keras"}, 3, 10)
+        build_architecture(replace(EMBEDDED, kind="keras"), 3, 10)  # past the schema
 
 
 # --- torchvision -----------------------------------------------------------------------------
@@ -148,7 +147,7 @@ def test_layer_shapes_embedded_on_meta_device():
         "classifier.3": (256,),
         "classifier.5": (4,),
     }
-    assert layer_shapes({"kind": "embedded", "width": 4}, (3, 40, 40), 9, ["features.6"]) == {
+    assert layer_shapes(model_settings(width=4), (3, 40, 40), 9, ["features.6"]) == {
         "features.6": (16, 10, 10)
     }
 
@@ -342,7 +341,9 @@ def test_missing_torchvision_weights_names_torch_cache(tmp_path, monkeypatch):
     cfg = torchvision_cfg("resnet18")
     assert torchvision_cache_path("resnet18") == cache
     assert weights_file(cfg) == cache
-    assert weights_file({**cfg, "weights": "cache"}) == cache
+    assert weights_file(replace(cfg, weights="cache")) == cache
+    # the workflow passes the validated config's section
+    assert weights_file(model_config(kind="torchvision", arch="resnet18")) == cache
     with pytest.raises(FacetvizError) as err:
         load_network(cfg, (3, 224, 224), 1000, weights_file(cfg))
     message = str(err.value)
@@ -352,15 +353,15 @@ def test_missing_torchvision_weights_names_torch_cache(tmp_path, monkeypatch):
 
 
 def test_weights_file_choices(tmp_path):
-    assert weights_file({"kind": "embedded", "weights": None}) is None
+    assert weights_file(EMBEDDED) is None
     assert weights_file(torchvision_cfg("alexnet", weights="random")) is None
     assert weights_file(torchvision_cfg("alexnet", weights=str(tmp_path / "a.pt"))) == (
         tmp_path / "a.pt"
     )
-    custom = {"kind": "custom", "factory": "m:f", "weights": None}
+    custom = custom_cfg("m:f")
     with pytest.raises(ConfigError, match="model.weights"):
         weights_file(custom)
-    assert weights_file({**custom, "weights": "w.pt"}).name == "w.pt"
+    assert weights_file(replace(custom, weights="w.pt")).name == "w.pt"
 
 
 # --- custom factories ------------------------------------------------------------------------
@@ -397,7 +398,7 @@ def factory_module(tmp_path, monkeypatch):
 
 
 def test_custom_factory_builds_module(factory_module):
-    cfg = {"kind": "custom", "factory": f"{factory_module}:build", "kwargs": {"hidden": 5}}
+    cfg = custom_cfg(f"{factory_module}:build", kwargs={"hidden": 5})
     model = build_architecture(cfg, in_channels=1, num_classes=99)
     assert isinstance(model, nn.Sequential)
     assert model[1].out_features == 5  # kwargs reach the factory
@@ -408,7 +409,7 @@ def test_custom_factory_builds_module(factory_module):
 
 
 def test_custom_factory_load_network(factory_module, tmp_path):
-    cfg = {"kind": "custom", "factory": f"{factory_module}:build", "kwargs": {}}
+    cfg = custom_cfg(f"{factory_module}:build")
     model = build_architecture(cfg, 1, 3)
     torch.save(model.state_dict(), tmp_path / "custom.pt")
     network = load_network(cfg, (1, 4, 4), 3, tmp_path / "custom.pt")
@@ -433,7 +434,7 @@ def test_custom_factory_load_network(factory_module, tmp_path):
 )
 def test_custom_factory_bad_strings(factory_module, factory):
     with pytest.raises(ConfigError, match=r"^model\.factory: "):
-        build_architecture({"kind": "custom", "factory": factory, "kwargs": {}}, 1, 3)
+        build_architecture(custom_cfg(factory), 1, 3)
 
 
 # --- normalization ---------------------------------------------------------------------------
@@ -460,13 +461,10 @@ def test_network_normalize_per_channel_and_call():
 
 
 def test_normalization_defaults():
-    assert normalization({"kind": "embedded"}, 1) == ((0.5,), (0.5,))
-    assert normalization({"kind": "embedded", "mean": None, "std": None}, 3) == (
-        (0.5, 0.5, 0.5),
-        (0.5, 0.5, 0.5),
-    )
-    assert normalization({"kind": "custom"}, 3) == ((0.5,) * 3, (0.5,) * 3)
-    assert normalization(torchvision_cfg("alexnet"), 3) == (
+    assert EMBEDDED.normalization(1) == ((0.5,), (0.5,))
+    assert EMBEDDED.normalization(3) == ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
+    assert custom_cfg("m:f").normalization(3) == ((0.5,) * 3, (0.5,) * 3)
+    assert torchvision_cfg("alexnet").normalization(3) == (
         (0.485, 0.456, 0.406),
         (0.229, 0.224, 0.225),
     )
@@ -474,33 +472,33 @@ def test_normalization_defaults():
 
 
 def test_normalization_from_config():
-    assert normalization({"kind": "custom", "mean": [0.2], "std": [0.3]}, 3) == (
+    assert custom_cfg("m:f", mean=[0.2], std=[0.3]).normalization(3) == (
         (0.2, 0.2, 0.2),
         (0.3, 0.3, 0.3),
     )
-    cfg = {"kind": "torchvision", "mean": [0.1, 0.2, 0.3], "std": [0.4, 0.5, 0.6]}
-    assert normalization(cfg, 3) == ((0.1, 0.2, 0.3), (0.4, 0.5, 0.6))
+    cfg = torchvision_cfg("alexnet", mean=[0.1, 0.2, 0.3], std=[0.4, 0.5, 0.6])
+    assert cfg.normalization(3) == ((0.1, 0.2, 0.3), (0.4, 0.5, 0.6))
 
 
 def test_normalization_one_value_for_one_of_mean_and_std():
     # "need 1 or 3 values" holds for each of mean and std on its own
-    cfg = {"kind": "custom", "mean": [0.1, 0.2, 0.3], "std": [0.5]}
-    assert normalization(cfg, 3) == ((0.1, 0.2, 0.3), (0.5, 0.5, 0.5))
-    cfg = {"kind": "torchvision", "mean": [0.5], "std": None}  # std stays ImageNet's
-    assert normalization(cfg, 3) == ((0.5, 0.5, 0.5), IMAGENET_STD)
+    cfg = custom_cfg("m:f", mean=[0.1, 0.2, 0.3], std=[0.5])
+    assert cfg.normalization(3) == ((0.1, 0.2, 0.3), (0.5, 0.5, 0.5))
+    cfg = torchvision_cfg("alexnet", mean=[0.5], std=None)  # std stays ImageNet's
+    assert cfg.normalization(3) == ((0.5, 0.5, 0.5), IMAGENET_STD)
 
 
 @pytest.mark.parametrize(
     ("cfg", "channels"),
     [
-        ({"kind": "custom", "mean": [0.1, 0.2], "std": [0.5, 0.5]}, 3),
-        ({"kind": "custom", "mean": [0.1, 0.2, 0.3], "std": [0.5, 0.5, 0.5]}, 1),
+        (custom_cfg("m:f", mean=[0.1, 0.2], std=[0.5, 0.5]), 3),
+        (custom_cfg("m:f", mean=[0.1, 0.2, 0.3], std=[0.5, 0.5, 0.5]), 1),
         (torchvision_cfg("alexnet"), 1),  # ImageNet's three values for a gray input
     ],
 )
 def test_normalization_wrong_number_of_values(cfg, channels):
     with pytest.raises(ConfigError, match=rf"model\.mean/model\.std: need 1 or {channels} values"):
-        normalization(cfg, channels)
+        cfg.normalization(channels)
 
 
 def test_resolve_device(monkeypatch):

@@ -7,7 +7,14 @@ import json
 import numpy as np
 import pytest
 import torch
-from conftest import COARSE_LABEL_MAP, NEURON, dataset_config, validated
+from conftest import (
+    COARSE_LABEL_MAP,
+    EMBEDDED,
+    NEURON,
+    dataset_config,
+    dataset_settings,
+    validated,
+)
 from torch import nn
 
 from facetviz.cli import main
@@ -15,7 +22,7 @@ from facetviz.data import FASHION_MNIST_CLASSES, open_dataset
 from facetviz.errors import FacetvizError
 from facetviz.models import build_architecture
 from facetviz.oracle import OracleNet, classify, load_oracle, train_oracle
-from facetviz.settings import OracleSettings
+from facetviz.settings import DatasetSettings, OracleSettings
 
 CPU = torch.device("cpu")
 
@@ -25,6 +32,10 @@ def fashion(root, **extra) -> dict:
     return dataset_config(
         kind="fashion_mnist", root=str(root), label_map=COARSE_LABEL_MAP, max_images=40, **extra
     )
+
+
+def fashion_settings(root) -> DatasetSettings:
+    return DatasetSettings.from_config(fashion(root))
 
 
 def oracle(**values) -> OracleSettings:
@@ -49,7 +60,7 @@ def trained(small_oracle):
 
 def test_architecture_differs_from_the_embedded_cnn():
     oracle = OracleNet(1, 10)
-    embedded = build_architecture({"kind": "embedded"}, 1, 10)
+    embedded = build_architecture(EMBEDDED, 1, 10)
     assert any(isinstance(m, nn.BatchNorm2d) for m in oracle.modules())
     assert not any(isinstance(m, nn.BatchNorm2d) for m in embedded.modules())
     assert {n for n, _ in oracle.named_parameters()}.isdisjoint(
@@ -76,7 +87,7 @@ def test_load_and_classify_as_in_training(trained, fashion_dir):
     module, classes = load_oracle(folder / "o.pt")
     assert classes == list(FASHION_MNIST_CLASSES)
     assert not module.training
-    test = open_dataset({"kind": "fashion_mnist", "root": str(fashion_dir)}, "test")
+    test = open_dataset(dataset_settings(root=str(fashion_dir)), "test")
     probabilities = classify(module, test.pixels(range(len(test))))
     assert probabilities.shape == (100, 10)
     assert torch.allclose(probabilities.sum(1), torch.ones(100), atol=1e-5)
@@ -93,8 +104,8 @@ def test_load_and_classify_as_in_training(trained, fashion_dir):
 def test_weak_oracle_fails_clearly_and_writes_nothing(fashion_dir, tmp_path):
     with pytest.raises(FacetvizError, match=r"below oracle\.min_accuracy = 0\.9"):
         train_oracle(
-            fashion(fashion_dir), oracle(epochs=1, max_images=20), 0, CPU, tmp_path / "o.pt",
-            tmp_path / "o.json",
+            fashion_settings(fashion_dir), oracle(epochs=1, max_images=20), 0, CPU,
+            tmp_path / "o.pt", tmp_path / "o.json",
         )  # fmt: skip
     assert not (tmp_path / "o.pt").exists() and not (tmp_path / "o.json").exists()
 
@@ -104,7 +115,7 @@ def test_same_seed_same_weights_and_independent_of_the_run_seed(fashion_dir, tmp
     for run, seed, offset in (("a", 3, 1000), ("b", 3, 1000), ("c", 3, 7)):
         settings = oracle(epochs=1, seed_offset=offset, max_images=60, min_accuracy=0)
         train_oracle(
-            fashion(fashion_dir), settings, seed, CPU, tmp_path / f"{run}.pt",
+            fashion_settings(fashion_dir), settings, seed, CPU, tmp_path / f"{run}.pt",
             tmp_path / f"{run}.json",
         )  # fmt: skip
         states.append(torch.load(tmp_path / f"{run}.pt", weights_only=True)["state_dict"])
@@ -114,7 +125,7 @@ def test_same_seed_same_weights_and_independent_of_the_run_seed(fashion_dir, tmp
 
 
 def test_image_folder_oracle_takes_the_folders(image_folder, tmp_path):
-    dataset = dataset_config(
+    dataset = dataset_settings(
         kind="image_folder", root=str(image_folder), image_size=16, holdout=0.2
     )
     settings = oracle(epochs=1, min_accuracy=0)
@@ -125,8 +136,11 @@ def test_image_folder_oracle_takes_the_folders(image_folder, tmp_path):
 
 
 def test_cli_passes_the_oracle_section_and_fails_on_a_weak_oracle(fashion_dir, tmp_path):
+    # as rule oracle passes it: without what the oracle replaces
+    ignored = ("label_map", "split", "max_images")
+    dataset = {key: value for key, value in fashion(fashion_dir).items() if key not in ignored}
     settings = {
-        "dataset": fashion(fashion_dir),
+        "dataset": dataset,
         "seed": 0,
         "device": "cpu",
         "oracle": {"epochs": 1, "seed_offset": 5, "max_images": 30, "min_accuracy": 0.0},

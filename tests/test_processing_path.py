@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from conftest import synthetic_fashion_images
+from conftest import EMBEDDED, synthetic_fashion_images
 
 from facetviz.models import Network, capture, load_network
 from facetviz.oracle import OracleNet
@@ -21,7 +21,7 @@ EMBEDDED_PATH = ["features.0", "features.3", "features.6", "classifier.2", "clas
 def network() -> Network:
     """A random EmbeddedCNN (no training needed: the path is about how images are processed)."""
     torch.manual_seed(0)
-    return load_network({"kind": "embedded"}, (1, 28, 28), 4, None)
+    return load_network(EMBEDDED, (1, 28, 28), 4, None)
 
 
 def images_of(label: int, n: int, seed: int) -> torch.Tensor:

@@ -20,12 +20,21 @@ from facetviz.io import is_disk_full
 from facetviz.progress import log, setup_logging
 
 
-def _network(settings: dict[str, Any], weights: str | None):
-    from facetviz.data import input_spec
-    from facetviz.models import load_network
+def _dataset(settings: dict[str, Any]):
+    from facetviz.settings import DatasetSettings
 
-    shape, class_names = input_spec(settings["dataset"])
-    return load_network(settings["model"], shape, len(class_names), weights)
+    return DatasetSettings.from_config(settings["dataset"])
+
+
+def _network(settings: dict[str, Any], weights: str | None):
+    from facetviz.dataset_checks import input_spec
+    from facetviz.models import load_network
+    from facetviz.settings import ModelSettings
+
+    shape, class_names = input_spec(_dataset(settings))
+    return load_network(
+        ModelSettings.from_config(settings["model"]), shape, len(class_names), weights
+    )
 
 
 def _device(settings: dict[str, Any]):
@@ -35,13 +44,12 @@ def _device(settings: dict[str, Any]):
 
 
 def cmd_train(args: argparse.Namespace, settings: dict[str, Any]) -> None:
-    from facetviz.settings import TrainSettings
+    from facetviz.settings import ModelSettings
     from facetviz.train import train_embedded
 
     metrics = train_embedded(
-        settings["dataset"],
-        settings["model"],
-        TrainSettings.from_config(settings["model"]["train"]),
+        _dataset(settings),
+        ModelSettings.from_config(settings["model"]),
         settings["seed"],
         _device(settings),
         args.checkpoint,
@@ -56,10 +64,12 @@ def cmd_train(args: argparse.Namespace, settings: dict[str, Any]) -> None:
 
 def cmd_oracle(args: argparse.Namespace, settings: dict[str, Any]) -> None:
     from facetviz.oracle import train_oracle
-    from facetviz.settings import OracleSettings
+    from facetviz.settings import DatasetSettings, OracleSettings
 
+    # rule oracle leaves out the keys that the oracle replaces (oracle_dataset)
+    replaced = {"label_map": None, "split": None, "max_images": None}
     train_oracle(
-        settings["dataset"],
+        DatasetSettings.from_config({**replaced, **settings["dataset"]}),
         OracleSettings.from_config(settings["oracle"]),
         settings["seed"],
         _device(settings),
@@ -92,7 +102,8 @@ def cmd_activations(args: argparse.Namespace, settings: dict[str, Any]) -> None:
     from facetviz.activations import extract
     from facetviz.data import open_dataset
 
-    dataset = open_dataset(settings["dataset"], seed=settings["seed"])
+    source = _dataset(settings)
+    dataset = open_dataset(source, seed=settings["seed"])
     extract(
         _network(settings, args.weights or None),
         dataset,
@@ -100,7 +111,7 @@ def cmd_activations(args: argparse.Namespace, settings: dict[str, Any]) -> None:
         settings["target_layers"],
         args.out,
         settings["batch_size"],
-        settings["dataset"]["workers"],
+        source.workers,
         _device(settings),
         shard=_shard(args.shard) if args.shard else None,
     )
@@ -122,7 +133,7 @@ def cmd_facets(args: argparse.Namespace, settings: dict[str, Any]) -> None:
     from facetviz.facets import discover
     from facetviz.settings import FacetSettings, Neuron
 
-    dataset = open_dataset(settings["dataset"], seed=settings["seed"])
+    dataset = open_dataset(_dataset(settings), seed=settings["seed"])
     discover(
         args.activations,
         dataset,
@@ -184,7 +195,7 @@ def cmd_synthesis_metrics(args: argparse.Namespace, settings: dict[str, Any]) ->
         _network(settings, args.weights or None),
         args.facets,
         settings["image_dirs"],
-        open_dataset(settings["dataset"], seed=settings["seed"]),
+        open_dataset(_dataset(settings), seed=settings["seed"]),
         args.out_csv,
         args.out_json,
     )
@@ -207,7 +218,7 @@ def cmd_figure(args: argparse.Namespace, settings: dict[str, Any]) -> None:
     from facetviz.data import open_dataset
     from facetviz.figures import facets_figure
 
-    dataset = open_dataset(settings["dataset"], seed=settings["seed"])
+    dataset = open_dataset(_dataset(settings), seed=settings["seed"])
     facets_figure(args.facets, args.synthesis, dataset, args.out, settings["examples"])
 
 
@@ -252,7 +263,7 @@ def cmd_index(args: argparse.Namespace, settings: dict[str, Any]) -> None:
         settings["run"],
         args.facets,
         settings["image_dirs"],
-        open_dataset(settings["dataset"], seed=settings["seed"]),
+        open_dataset(_dataset(settings), seed=settings["seed"]),
         args.out,
         settings["examples"],
         args.synthesis_metrics,

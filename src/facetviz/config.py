@@ -8,9 +8,10 @@ any job starts.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
-from facetviz.data import check_dataset, input_spec
+from facetviz.dataset_checks import check_dataset, input_spec
 from facetviz.errors import ConfigError
 from facetviz.models import (
     describe_model,
@@ -18,28 +19,30 @@ from facetviz.models import (
     input_refused,
     meta_architecture,
     minimum_input_size,
-    normalization,
     output_shapes,
     resolve_layer,
     unit_count,
 )
+from facetviz.settings import DatasetSettings, ModelSettings
 
 
-def check_run_config(config: dict[str, Any]) -> list[dict[str, Any]]:
-    """Validate the model-dependent parts of `config`; return the neurons, fully resolved.
+def check_run_config(config: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Validate the model-dependent parts of the validated `config`; return the neurons, fully
+    resolved.
 
     Resolved neurons carry `class` as an integer index (or None for select: top) and `units`, the
     size of their layer. Raises ConfigError naming the offending key.
     """
     _check_facet_counts(config["facets"])
-    input_shape, class_names = input_spec(config["dataset"])
-    model_cfg = config["model"]
-    num_classes = model_cfg.get("num_classes") or len(class_names)
+    dataset = DatasetSettings.from_config(config["dataset"])
+    model_settings = ModelSettings.from_config(config["model"])
+    input_shape, class_names = input_spec(dataset)
+    num_classes = model_settings.num_classes or len(class_names)
     neurons = config["neurons"]
     layers = [config["facets"]["layer"], *(n["layer"] for n in neurons)]
-    model = meta_architecture(model_cfg, input_shape[0], num_classes)
-    _check_model_input(model, model_cfg, config["dataset"], input_shape)
-    normalization(model_cfg, input_shape[0])
+    model = meta_architecture(model_settings, input_shape[0], num_classes)
+    _check_model_input(model, model_settings, dataset, input_shape)
+    model_settings.normalization(input_shape[0])
     resolve_layer(model, config["facets"]["layer"], key="facets.layer")
     for i, neuron in enumerate(neurons):
         resolve_layer(model, neuron["layer"], key=f"neurons[{i}] ({neuron['name']}).layer")
@@ -64,7 +67,7 @@ def check_run_config(config: dict[str, Any]) -> list[dict[str, Any]]:
     return resolved
 
 
-def check_dataset_files(config: dict[str, Any], neurons: list[dict[str, Any]]) -> None:
+def check_dataset_files(config: Mapping[str, Any], neurons: list[dict[str, Any]]) -> None:
     """The dataset's files are there (check_dataset), with images for every class that one of
     the resolved `neurons` selects."""
     classes = {
@@ -72,11 +75,11 @@ def check_dataset_files(config: dict[str, Any], neurons: list[dict[str, Any]]) -
         for i, neuron in reversed(list(enumerate(neurons)))  # the first neuron names a class
         if neuron["class"] is not None
     }
-    check_dataset(config["dataset"], classes)
+    check_dataset(DatasetSettings.from_config(config["dataset"]), classes)
 
 
 def _check_model_input(
-    model: Any, model_cfg: dict[str, Any], dataset_cfg: dict[str, Any], shape: tuple[int, ...]
+    model: Any, settings: ModelSettings, dataset: DatasetSettings, shape: tuple[int, ...]
 ) -> None:
     """The model takes the dataset's images. When torch refuses them, say why in the config's
     terms: the channels (the first convolution's), or the size (the architecture's minimum).
@@ -85,10 +88,10 @@ def _check_model_input(
     if refused is None:
         return
     channels, size = shape[0], shape[1]
-    name = describe_model(model_cfg)
+    name = describe_model(settings)
     conv = first_conv(model)
     if conv is not None and conv[1].in_channels != channels:
-        takes, given = conv[1].in_channels, _origin(dataset_cfg, "channels")
+        takes, given = conv[1].in_channels, _origin(dataset, "channels")
         convert = "repeated into" if takes > channels else "averaged to"
         raise ConfigError(
             f"dataset.channels: the model ({name}) takes {takes}-channel images (its first "
@@ -97,7 +100,7 @@ def _check_model_input(
             f"that takes {channels}-channel images."
         )
     minimum = minimum_input_size(model, channels, size)
-    given = _origin(dataset_cfg, "image_size")
+    given = _origin(dataset, "image_size")
     if minimum is None:
         raise ConfigError(
             f"dataset.image_size: the model ({name}) refuses {channels}x{size}x{size} images "
@@ -110,16 +113,16 @@ def _check_model_input(
     )
 
 
-def _origin(dataset_cfg: dict[str, Any], key: str) -> str:
+def _origin(dataset: DatasetSettings, key: str) -> str:
     """Whether a dataset setting was set, or is its kind's default (messages say which)."""
-    return "as set" if dataset_cfg.get(key) else f"the default of {dataset_cfg.get('kind')}"
+    return "as set" if getattr(dataset, key) else f"the default of {dataset.kind}"
 
 
-def _check_facet_counts(facets: dict[str, Any]) -> None:
+def _check_facet_counts(facets: Mapping[str, Any]) -> None:
     """k facets need at least k images: catch a cap below k before any work."""
-    k = facets.get("k", 10)
+    k = facets["k"]
     for key in ("top_n", "max_images"):
-        limit = facets.get(key)
+        limit = facets[key]
         if limit is not None and limit < k:
             raise ConfigError(
                 f"facets.{key}: {limit} images cannot make facets.k = {k} facets; "
@@ -127,10 +130,10 @@ def _check_facet_counts(facets: dict[str, Any]) -> None:
             )
 
 
-def _resolve_class(key: str, neuron: dict[str, Any], class_names: tuple[str, ...]) -> int | None:
-    if neuron.get("select", "top") != "label":
+def _resolve_class(key: str, neuron: Mapping[str, Any], class_names: tuple[str, ...]) -> int | None:
+    if neuron["select"] != "label":
         return None
-    wanted = neuron.get("class")
+    wanted = neuron["class"]
     if wanted is None:
         wanted = neuron["unit"]
     if isinstance(wanted, str):

@@ -7,9 +7,6 @@ image's index in the full, unsubsampled dataset.
 
 from __future__ import annotations
 
-import gzip
-import os
-import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,31 +19,17 @@ from PIL import Image
 from torch.utils.data import Dataset
 
 from facetviz.errors import ConfigError, FacetvizError
-from facetviz.progress import log
-
-# Label order of the IDX files (label 5 is Sandal, 6 is Shirt).
-FASHION_MNIST_CLASSES = (
-    "T-shirt/top",
-    "Trouser",
-    "Pullover",
-    "Dress",
-    "Coat",
-    "Sandal",
-    "Shirt",
-    "Sneaker",
-    "Bag",
-    "Ankle boot",
+from facetviz.fashion_mnist import (
+    FASHION_MNIST_CLASSES,
+    IDX_FILES,
+    find_fashion_mnist,
+    idx_file,
+    read_idx,
 )
-DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
-DOWNLOAD_DIR = Path("data/fashion-mnist")
-_IDX_FILES = {
-    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
-    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
-}
+from facetviz.progress import log
+from facetviz.settings import DatasetSettings
+
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm"}
-SPLITS = {"fashion_mnist": tuple(_IDX_FILES), "image_folder": ("all", "fit", "holdout")}
-# ImageNet's evaluation resize (256 px before a 224 px centre crop), as a ratio.
-DEFAULT_RESIZE_RATIO = 256 / 224
 
 
 @dataclass(frozen=True)
@@ -204,99 +187,24 @@ def _fit_to_model(image: torch.Tensor, image_size: int, channels: int) -> torch.
 # --- Fashion-MNIST -------------------------------------------------------------------------
 
 
-def read_idx(path: Path) -> np.ndarray:
-    """Read an IDX file (the MNIST format), gzipped or not."""
-    opener = gzip.open if path.suffix == ".gz" else open
-    try:
-        with opener(path, "rb") as handle:
-            data = handle.read()
-    except (OSError, EOFError) as err:  # a cut-off or corrupt download
-        raise FacetvizError(f"{path} cannot be read ({err}): corrupt or partial download?") from err
-    if len(data) < 4:
-        raise FacetvizError(f"{path} is truncated: no IDX header")
-    zero, dtype_code, ndim = struct.unpack(">HBB", data[:4])
-    if zero != 0 or dtype_code != 0x08:
-        raise FacetvizError(f"{path} is not an unsigned-byte IDX file (corrupt download?)")
-    if len(data) < 4 + 4 * ndim:
-        raise FacetvizError(f"{path} is truncated: incomplete IDX header")
-    dims = struct.unpack(f">{ndim}I", data[4 : 4 + 4 * ndim])
-    array = np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim)
-    if array.size != int(np.prod(dims)):
-        raise FacetvizError(f"{path} is truncated: expected {int(np.prod(dims))} values")
-    return array.reshape(dims)
-
-
-def _idx_file(folder: Path, stem: str) -> Path | None:
-    for candidate in (folder / stem, folder / f"{stem}.gz"):
-        if candidate.exists():
-            return candidate
-    return None
-
-
-def _missing_idx_files(folder: Path) -> list[str]:
-    return [stem for pair in _IDX_FILES.values() for stem in pair if not _idx_file(folder, stem)]
-
-
-def _has_fashion_mnist(folder: Path) -> bool:
-    return not _missing_idx_files(folder)
-
-
-def check_fashion_mnist_root(folder: Path) -> None:
-    """Raise ConfigError naming dataset.root unless `folder` holds the four IDX files."""
-    missing = _missing_idx_files(folder)
-    if not missing:
-        return
-    problem = f"lacks {', '.join(missing)}" if folder.is_dir() else "does not exist"
-    every = ", ".join(stem for pair in _IDX_FILES.values() for stem in pair)
-    raise ConfigError(
-        f"dataset.root: {folder} {problem}. It must be the folder with Fashion-MNIST's four IDX "
-        f"files ({every}, optionally .gz); or leave dataset.root out to use Debian's copy in "
-        f"{DEBIAN_FASHION_MNIST} (apt-get install dataset-fashion-mnist)."
-    )
-
-
-def find_fashion_mnist(root: str | None) -> Path:
-    """The folder with Fashion-MNIST's IDX files: the configured one, Debian's, or a download."""
-    if root:
-        check_fashion_mnist_root(Path(root))
-        return Path(root)
-    for folder in (DEBIAN_FASHION_MNIST, DOWNLOAD_DIR, DOWNLOAD_DIR / "FashionMNIST" / "raw"):
-        if _has_fashion_mnist(folder):
-            return folder
-    try:
-        from torchvision.datasets import FashionMNIST
-
-        FashionMNIST(str(DOWNLOAD_DIR), train=True, download=True)
-        FashionMNIST(str(DOWNLOAD_DIR), train=False, download=True)
-    except Exception as err:  # no network, or the mirror is down
-        raise FacetvizError(
-            "Fashion-MNIST not found. Either (1) install Debian's package as root: "
-            "`apt-get install dataset-fashion-mnist` (files in /usr/share/datasets/fashion-mnist), "
-            "(2) set dataset.root to a folder holding the four IDX files, or (3) run where a "
-            f"network is reachable so torchvision can download it into {DOWNLOAD_DIR}/. "
-            f"(Download failed: {err})"
-        ) from err
-    return DOWNLOAD_DIR / "FashionMNIST" / "raw"
-
-
 class FashionMNISTData(FacetDataset):
-    def __init__(self, cfg: dict[str, Any], split: str, seed: int) -> None:
-        if split not in _IDX_FILES:
+    def __init__(self, settings: DatasetSettings, split: str, seed: int) -> None:
+        if split not in IDX_FILES:
             raise ConfigError(
                 f"dataset.split: Fashion-MNIST has splits train and test, not {split!r}"
             )
-        folder = find_fashion_mnist(cfg.get("root"))
-        images_stem, labels_stem = _IDX_FILES[split]
-        images = read_idx(_idx_file(folder, images_stem))
-        fine = read_idx(_idx_file(folder, labels_stem)).astype(np.int64)
-        indices = subsample(len(fine), cfg.get("max_images"), seed)
+        folder = find_fashion_mnist(settings.root)
+        images_stem, labels_stem = IDX_FILES[split]
+        images = read_idx(idx_file(folder, images_stem))
+        fine = read_idx(idx_file(folder, labels_stem)).astype(np.int64)
+        indices = subsample(len(fine), settings.max_images, seed)
         self._images = images[indices]
         super().__init__(
-            LabelSpace.build(FASHION_MNIST_CLASSES, cfg.get("label_map")),
+            LabelSpace.build(FASHION_MNIST_CLASSES, settings.label_map),
             fine[indices],
             indices,
-            cfg.get("image_size") or 28,
-            cfg.get("channels") or 1,
+            settings.input_size,
+            settings.input_channels,
             {"kind": "fashion_mnist", "root": str(folder), "split": split},
         )
         self._images = self._images[np.isin(indices, self.indices)]
@@ -309,7 +217,7 @@ class FashionMNISTData(FacetDataset):
 # --- ImageFolder (ImageNet layout: root/<class>/<image>) -----------------------------------
 
 
-def _image_folder_root(root: str | None) -> Path:
+def image_folder_root(root: str | None) -> Path:
     """dataset.root of an image_folder dataset, checked to be a folder."""
     if not root:
         raise ConfigError("dataset.root: an image_folder dataset needs the folder's path")
@@ -321,31 +229,16 @@ def _image_folder_root(root: str | None) -> Path:
     return Path(root)
 
 
-def _class_dirs(root: Path) -> list[Path]:
+def class_dirs(root: Path) -> list[Path]:
+    """The class folders of an ImageFolder tree, in class-index order."""
     return sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
 
 
-def _has_image(folder: Path) -> bool:
-    """Whether `folder` or a folder below it holds an image file. It stops at the first one, and
-    os.scandir reads a directory in small batches: cheap even for ImageNet's folders."""
-    subfolders = []
-    try:
-        with os.scandir(folder) as entries:
-            for entry in entries:
-                if entry.is_dir():
-                    subfolders.append(Path(entry.path))
-                elif Path(entry.name).suffix.lower() in IMAGE_EXTENSIONS and entry.is_file():
-                    return True
-    except OSError:  # missing or unreadable: no images
-        return False
-    return any(_has_image(sub) for sub in subfolders)
-
-
 def scan_image_folder(root: Path) -> tuple[list[str], list[Path], np.ndarray]:
-    class_dirs = _class_dirs(_image_folder_root(str(root)))
+    folders = class_dirs(image_folder_root(str(root)))
     paths: list[Path] = []
     fine: list[int] = []
-    for class_index, class_dir in enumerate(class_dirs):
+    for class_index, class_dir in enumerate(folders):
         files = sorted(
             p for p in class_dir.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()
         )
@@ -353,29 +246,28 @@ def scan_image_folder(root: Path) -> tuple[list[str], list[Path], np.ndarray]:
         fine.extend([class_index] * len(files))
     if not paths:
         raise FacetvizError(f"dataset.root: no images found in class sub-folders of {root}")
-    return [d.name for d in class_dirs], paths, np.asarray(fine, dtype=np.int64)
+    return [d.name for d in folders], paths, np.asarray(fine, dtype=np.int64)
 
 
 class ImageFolderData(FacetDataset):
-    def __init__(self, cfg: dict[str, Any], split: str, seed: int) -> None:
-        root = _image_folder_root(cfg.get("root"))
+    def __init__(self, settings: DatasetSettings, split: str, seed: int) -> None:
+        root = image_folder_root(settings.root)
         names, paths, fine = scan_image_folder(root)
         indices = np.arange(len(paths))
         if split != "all":
-            indices = holdout_split(len(paths), cfg.get("holdout", 0.1), seed)[split]
-        indices = indices[subsample(len(indices), cfg.get("max_images"), seed)]
-        image_size = cfg.get("image_size") or 224
-        self.resize = cfg.get("resize") or round(image_size * DEFAULT_RESIZE_RATIO)
+            indices = holdout_split(len(paths), settings.holdout, seed)[split]
+        indices = indices[subsample(len(indices), settings.max_images, seed)]
+        self.resize = settings.resize_side
         super().__init__(
-            LabelSpace.build(names, cfg.get("label_map")),
+            LabelSpace.build(names, settings.label_map),
             fine[indices],
             indices,
-            image_size,
-            cfg.get("channels") or 3,
+            settings.input_size,
+            settings.input_channels,
             {"kind": "image_folder", "root": str(root), "split": split, "resize": self.resize},
         )
         self._paths = [paths[i] for i in self.indices]
-        self.on_unreadable = cfg.get("on_unreadable") or "error"
+        self.on_unreadable = settings.unreadable_policy
 
     def source(self, position: int) -> str:
         return str(self._paths[position])
@@ -417,86 +309,17 @@ def holdout_split(n: int, share: float, seed: int) -> dict[str, np.ndarray]:
     return {"fit": np.sort(order[n_holdout:]), "holdout": np.sort(order[:n_holdout])}
 
 
-def open_dataset(cfg: dict[str, Any], split: str | None = None, seed: int = 0) -> FacetDataset:
+DATASETS: dict[str, type[FacetDataset]] = {
+    "fashion_mnist": FashionMNISTData,
+    "image_folder": ImageFolderData,
+}
+
+
+def open_dataset(
+    settings: DatasetSettings, split: str | None = None, seed: int = 0
+) -> FacetDataset:
     """The configured dataset; `split` defaults to the one the config visualizes.
 
     Fashion-MNIST's splits are train and test; an ImageFolder's are all, fit and holdout.
     """
-    kind = cfg.get("kind", "fashion_mnist")
-    if kind == "fashion_mnist":
-        return FashionMNISTData(cfg, split or cfg.get("split") or "train", seed)
-    if kind == "image_folder":
-        return ImageFolderData(cfg, split or cfg.get("split") or "all", seed)
-    raise ConfigError(f"dataset.kind: unknown kind {kind!r}; use fashion_mnist or image_folder")
-
-
-def input_spec(cfg: dict[str, Any]) -> tuple[tuple[int, int, int], tuple[str, ...]]:
-    """(model input shape, class names) from the config alone, cheap enough for parse time."""
-    kind = cfg.get("kind", "fashion_mnist")
-    if kind == "fashion_mnist":
-        fine_names: Sequence[str] = FASHION_MNIST_CLASSES
-        shape = (cfg.get("channels") or 1, cfg.get("image_size") or 28, cfg.get("image_size") or 28)
-    elif kind == "image_folder":
-        root = _image_folder_root(cfg.get("root"))
-        fine_names = [d.name for d in _class_dirs(root)]
-        if not fine_names:
-            raise ConfigError(
-                f"dataset.root: {root} has no class folders. An image_folder dataset is "
-                "root/<class>/<image> (ImageNet's train/ layout), not a folder of images."
-            )
-        size = cfg.get("image_size") or 224
-        shape = (cfg.get("channels") or 3, size, size)
-    else:
-        raise ConfigError(f"dataset.kind: unknown kind {kind!r}; use fashion_mnist or image_folder")
-    return shape, LabelSpace.build(fine_names, cfg.get("label_map")).class_names
-
-
-def check_dataset(cfg: dict[str, Any], classes: dict[int, str] | None = None) -> None:
-    """Parse-time checks of the dataset's files, cheap enough for ImageNet: no image is opened.
-
-    The split exists; Fashion-MNIST's root (when set) holds the IDX files; an ImageFolder root
-    has class folders and images, every label_map class has a folder with images, and so does
-    each class in `classes` (class index -> the config key that selects it, e.g. a neuron's).
-    """
-    kind = cfg.get("kind", "fashion_mnist")
-    split = cfg.get("split")
-    if split is not None and split not in SPLITS[kind]:
-        raise ConfigError(
-            f"dataset.split: {kind} has splits {', '.join(SPLITS[kind])}, not {split!r}"
-        )
-    if kind == "fashion_mnist":
-        if cfg.get("root"):  # else Debian's copy, or a download in the first job
-            check_fashion_mnist_root(Path(cfg["root"]))
-        return
-    root = _image_folder_root(cfg.get("root"))
-    folders = _class_dirs(root)
-    if not any(_has_image(folder) for folder in folders):
-        raise ConfigError(
-            f"dataset.root: no images in class sub-folders of {root} ({len(folders)} folders; "
-            f"image files end in {', '.join(sorted(IMAGE_EXTENSIONS))})"
-        )
-    label_map = cfg.get("label_map")
-    groups = list((label_map or {folder.name: [folder.name] for folder in folders}).items())
-    # every class of a label_map (they are few, and a neuron may select any of them); without
-    # one, ImageNet's 1,000 folders: only those that `classes` names
-    needed = (
-        {i: f"dataset.label_map.{name}" for i, (name, _members) in enumerate(groups)}
-        if label_map
-        else classes or {}
-    )
-    for index, key in sorted(needed.items()):
-        name, members = groups[index]
-        if not any(_has_image(root / member) for member in members):
-            raise ConfigError(
-                f"{key}: class {name!r} has no images: {', '.join(str(root / m) for m in members)} "
-                "holds no image files. Add images, or leave the class out."
-            )
-
-
-def training_splits(cfg: dict[str, Any]) -> tuple[str, str]:
-    """The (fit, evaluation) splits used to train the embedded model on this dataset."""
-    return (
-        ("train", "test")
-        if cfg.get("kind", "fashion_mnist") == "fashion_mnist"
-        else ("fit", "holdout")
-    )
+    return DATASETS[settings.kind](settings, split or settings.visualized_split, seed)

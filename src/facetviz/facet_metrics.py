@@ -96,7 +96,7 @@ def table_rows(summaries: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
                     "neuron": summary["neuron"],
                     "layer": neuron["layer"],
                     "unit": neuron["unit"],
-                    "select": neuron.get("select", "top"),
+                    "select": neuron["select"],
                     "images": summary["images"],
                     "facets": len(summary["facets"]),
                     "space": scores["space"],

@@ -7,7 +7,7 @@ output; a conv unit is one channel read at the centre (as in the paper), its max
 from __future__ import annotations
 
 import importlib
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,9 +19,8 @@ from torch import nn
 
 from facetviz.errors import ConfigError, FacetvizError
 from facetviz.io import atomic_path
+from facetviz.settings import ModelSettings
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 SPATIAL_RULES = ("center", "max", "mean")
 
 
@@ -87,35 +86,15 @@ def resolve_device(name: str) -> torch.device:
 # --- building ------------------------------------------------------------------------------
 
 
-def normalization(model_cfg: dict[str, Any], channels: int) -> tuple[tuple[float, ...], ...]:
-    """(mean, std) per channel: the config's, else what the model kind conventionally uses."""
-    if model_cfg.get("kind") == "torchvision":
-        mean, std = IMAGENET_MEAN, IMAGENET_STD
-    else:
-        mean, std = (0.5,), (0.5,)
-    mean = tuple(model_cfg.get("mean") or mean)
-    std = tuple(model_cfg.get("std") or std)
-    if len(mean) == 1:
-        mean = mean * channels
-    if len(std) == 1:
-        std = std * channels
-    if len(mean) != channels or len(std) != channels:
-        raise ConfigError(
-            f"model.mean/model.std: need 1 or {channels} values (one per input channel), "
-            f"got {len(mean)} and {len(std)}"
-        )
-    return mean, std
-
-
-def build_architecture(model_cfg: dict[str, Any], in_channels: int, num_classes: int) -> nn.Module:
+def build_architecture(settings: ModelSettings, in_channels: int, num_classes: int) -> nn.Module:
     """The configured architecture with freshly initialized weights."""
-    kind = model_cfg.get("kind", "embedded")
+    kind = settings.kind
     if kind == "embedded":
-        model: nn.Module = EmbeddedCNN(in_channels, num_classes, model_cfg.get("width") or 16)
+        model: nn.Module = EmbeddedCNN(in_channels, num_classes, settings.width)
     elif kind == "torchvision":
-        model = _torchvision_architecture(model_cfg)
+        model = _torchvision_architecture(settings)
     elif kind == "custom":
-        model = _custom_architecture(model_cfg)
+        model = _custom_architecture(settings)
     else:
         raise ConfigError(f"model.kind: unknown kind {kind!r}; use embedded, torchvision or custom")
     # In-place activations would overwrite the outputs our hooks capture.
@@ -125,24 +104,24 @@ def build_architecture(model_cfg: dict[str, Any], in_channels: int, num_classes:
     return model
 
 
-def _torchvision_architecture(model_cfg: dict[str, Any]) -> nn.Module:
+def _torchvision_architecture(settings: ModelSettings) -> nn.Module:
     import torchvision
 
-    arch = model_cfg.get("arch")
+    arch = settings.arch
     if arch not in torchvision.models.list_models(module=torchvision.models):
         raise ConfigError(
             f"model.arch: {arch!r} is not a torchvision classification model; e.g. alexnet, vgg16, "
             "resnet50 (see torchvision.models.list_models())"
         )
-    kwargs = {"num_classes": model_cfg["num_classes"]} if model_cfg.get("num_classes") else {}
+    kwargs = {"num_classes": settings.num_classes} if settings.num_classes else {}
     if arch == "inception_v3" or arch.startswith("googlenet"):
         kwargs["aux_logits"] = False
         kwargs["init_weights"] = False
     return torchvision.models.get_model(arch, weights=None, **kwargs)
 
 
-def _custom_architecture(model_cfg: dict[str, Any]) -> nn.Module:
-    spec = model_cfg.get("factory") or ""
+def _custom_architecture(settings: ModelSettings) -> nn.Module:
+    spec = settings.factory or ""
     module_name, _, attr = spec.partition(":")
     if not module_name or not attr:
         raise ConfigError(f"model.factory: {spec!r} must be 'package.module:function'")
@@ -154,7 +133,7 @@ def _custom_architecture(model_cfg: dict[str, Any]) -> nn.Module:
             "(installed, or on PYTHONPATH)"
         ) from err
     try:
-        model = factory(**(model_cfg.get("kwargs") or {}))
+        model = factory(**settings.kwargs)
     except Exception as err:  # wrong model.kwargs, or a bug in the factory
         raise ConfigError(
             f"model.factory: {spec}(**model.kwargs) failed with {type(err).__name__}: {err}. "
@@ -173,13 +152,17 @@ def torchvision_cache_path(arch: str) -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints" / Path(url).name
 
 
-def weights_file(model_cfg: dict[str, Any]) -> Path | None:
-    """The weights file the config names (None for random or trained-by-the-run weights)."""
-    kind, weights = model_cfg.get("kind", "embedded"), model_cfg.get("weights")
+def weights_file(model: ModelSettings | Mapping[str, Any]) -> Path | None:
+    """The weights file the config names (None for random or trained-by-the-run weights).
+
+    `model` may be the validated config's section: the workflow calls this at parse time.
+    """
+    settings = ModelSettings.of(model)
+    kind, weights = settings.kind, settings.weights
     if kind == "embedded" or weights == "random":
         return None
     if kind == "torchvision" and weights in (None, "cache"):
-        return torchvision_cache_path(model_cfg["arch"])
+        return torchvision_cache_path(settings.arch)
     if not weights:
         raise ConfigError(
             "model.weights: a custom model needs the path to its state dict (or random)"
@@ -187,12 +170,14 @@ def weights_file(model_cfg: dict[str, Any]) -> Path | None:
     return Path(weights)
 
 
-def missing_weights_message(model_cfg: dict[str, Any], path: Path) -> str:
+def missing_weights_message(model: ModelSettings | Mapping[str, Any], path: Path) -> str:
+    """Why the weights at `path` are missing and where they go (`model` as in weights_file)."""
+    settings = ModelSettings.of(model)
     hint = ""
-    if model_cfg.get("kind") == "torchvision":
+    if settings.kind == "torchvision":
         hint = (
-            f" torchvision's ImageNet weights for {model_cfg.get('arch')} go in the torch cache at "
-            f"{torchvision_cache_path(model_cfg['arch'])} (copy them there from a machine with a "
+            f" torchvision's ImageNet weights for {settings.arch} go in the torch cache at "
+            f"{torchvision_cache_path(settings.arch)} (copy them there from a machine with a "
             "network), or set model.weights to the file's path."
         )
     return (
@@ -226,17 +211,17 @@ def save_checkpoint(path: str | Path, model: nn.Module, meta: dict[str, Any]) ->
 
 
 def load_network(
-    model_cfg: dict[str, Any],
+    settings: ModelSettings,
     input_shape: Sequence[int],
     num_classes: int,
     weights: str | Path | None,
 ) -> Network:
     """The configured model in eval mode, weights loaded from `weights` (None: random)."""
-    model = build_architecture(model_cfg, input_shape[0], num_classes)
+    model = build_architecture(settings, input_shape[0], num_classes)
     if weights is not None:
         path = Path(weights)
         if not path.exists():
-            raise FacetvizError(missing_weights_message(model_cfg, path))
+            raise FacetvizError(missing_weights_message(settings, path))
         try:
             model.load_state_dict(load_state_dict(path))
         except RuntimeError as err:
@@ -247,11 +232,12 @@ def load_network(
     model.eval()
     for parameter in model.parameters():
         parameter.requires_grad_(False)
-    mean, std = normalization(model_cfg, input_shape[0])
-    description = {"kind": model_cfg.get("kind", "embedded"), "weights": str(weights or "random")}
-    for key in ("arch", "factory"):
-        if model_cfg.get(key):
-            description[key] = model_cfg[key]
+    mean, std = settings.normalization(input_shape[0])
+    description = {"kind": settings.kind, "weights": str(weights or "random")}
+    if settings.arch:
+        description["arch"] = settings.arch
+    if settings.factory:
+        description["factory"] = settings.factory
     return Network(model, mean, std, description)
 
 
@@ -312,10 +298,10 @@ def unit_count(shape: Sequence[int]) -> int:
     return int(np.prod(shape)) if shape else 1
 
 
-def meta_architecture(model_cfg: dict[str, Any], in_channels: int, num_classes: int) -> nn.Module:
+def meta_architecture(settings: ModelSettings, in_channels: int, num_classes: int) -> nn.Module:
     """The architecture on the meta device: shapes without memory or initialization cost."""
     with torch.device("meta"):
-        return build_architecture(model_cfg, in_channels, num_classes).eval()
+        return build_architecture(settings, in_channels, num_classes).eval()
 
 
 def output_shapes(
@@ -327,12 +313,11 @@ def output_shapes(
     return {name: tuple(out.shape[1:]) for name, out in outputs.items()}
 
 
-def describe_model(model_cfg: dict[str, Any]) -> str:
+def describe_model(settings: ModelSettings) -> str:
     """The configured model in a few words, for messages."""
-    kind = model_cfg.get("kind", "embedded")
-    if kind == "torchvision":
-        return f"torchvision {model_cfg.get('arch')}"
-    return f"custom {model_cfg.get('factory')}" if kind == "custom" else "the embedded CNN"
+    if settings.kind == "torchvision":
+        return f"torchvision {settings.arch}"
+    return f"custom {settings.factory}" if settings.kind == "custom" else "the embedded CNN"
 
 
 def first_conv(model: nn.Module) -> tuple[str, nn.Module] | None:
@@ -378,8 +363,8 @@ def minimum_input_size(
 
 
 def layer_shapes(
-    model_cfg: dict[str, Any], input_shape: Sequence[int], num_classes: int, layers: Iterable[str]
+    settings: ModelSettings, input_shape: Sequence[int], num_classes: int, layers: Iterable[str]
 ) -> dict[str, tuple[int, ...]]:
     """Output shape (without batch) of each layer of the configured model."""
-    model = meta_architecture(model_cfg, input_shape[0], num_classes)
+    model = meta_architecture(settings, input_shape[0], num_classes)
     return output_shapes(model, input_shape, layers)

@@ -18,12 +18,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from facetviz.data import open_dataset, training_splits
+from facetviz.data import open_dataset
 from facetviz.errors import FacetvizError
 from facetviz.io import write_json
 from facetviz.models import save_checkpoint
 from facetviz.progress import log
-from facetviz.settings import OracleSettings, TrainSettings
+from facetviz.settings import DatasetSettings, OracleSettings, TrainSettings
 from facetviz.train import fit_and_test, seed_everything
 
 WIDTH = 16  # channels of the stem; the residual stages double it twice
@@ -91,13 +91,14 @@ class OracleNet(nn.Module):
         return self.head(self.blocks(self.stem(x)))
 
 
-def oracle_dataset_config(dataset_cfg: dict[str, Any], max_images: int | None) -> dict[str, Any]:
-    """The run's dataset with every fine class as its own class and the oracle's own image cap."""
-    return {**dataset_cfg, "label_map": None, "split": None, "max_images": max_images}
+def oracle_dataset(dataset: DatasetSettings, max_images: int | None) -> DatasetSettings:
+    """The run's dataset with every fine class as its own class and the oracle's own image cap
+    (the split is the training one's, whatever the run visualizes)."""
+    return replace(dataset, label_map=None, split=None, max_images=max_images)
 
 
 def train_oracle(
-    dataset_cfg: dict[str, Any],
+    dataset: DatasetSettings,
     settings: OracleSettings,
     seed: int,
     device: torch.device,
@@ -111,10 +112,10 @@ def train_oracle(
     """
     oracle_seed = seed + settings.seed_offset
     generator = seed_everything(oracle_seed)
-    cfg = oracle_dataset_config(dataset_cfg, settings.max_images)
-    fit_split, eval_split = training_splits(cfg)
-    fit_set = open_dataset(cfg, fit_split, oracle_seed)
-    eval_set = open_dataset(cfg, eval_split, oracle_seed)
+    fine = oracle_dataset(dataset, settings.max_images)
+    fit_split, eval_split = fine.training_splits
+    fit_set = open_dataset(fine, fit_split, oracle_seed)
+    eval_set = open_dataset(fine, eval_split, oracle_seed)
     fine_names = list(fit_set.label_space.fine_names)
     module = OracleNet(fit_set.image_shape[0], len(fine_names)).to(device)
     log.info(
@@ -123,7 +124,7 @@ def train_oracle(
     )  # fmt: skip
     training = replace(TRAIN, epochs=settings.epochs)
     metrics = fit_and_test(
-        module, module.normalize, fit_set, (eval_split, eval_set), training, cfg["workers"],
+        module, module.normalize, fit_set, (eval_split, eval_set), training, fine.workers,
         device, generator,
     )  # fmt: skip
     metrics.update(classes=fine_names, seed=oracle_seed, min_accuracy=settings.min_accuracy)

@@ -12,11 +12,11 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from facetviz.data import FacetDataset, open_dataset, training_splits
+from facetviz.data import FacetDataset, open_dataset
 from facetviz.io import write_json
-from facetviz.models import build_architecture, normalization, save_checkpoint
+from facetviz.models import build_architecture, save_checkpoint
 from facetviz.progress import Progress, log
-from facetviz.settings import TrainSettings
+from facetviz.settings import DatasetSettings, ModelSettings, TrainSettings
 
 
 def seed_everything(seed: int) -> torch.Generator:
@@ -131,24 +131,25 @@ def fit_and_test(
 
 
 def train_embedded(
-    dataset_cfg: dict[str, Any],
-    model_cfg: dict[str, Any],
-    settings: TrainSettings,
+    dataset: DatasetSettings,
+    model: ModelSettings,
     seed: int,
     device: torch.device,
     checkpoint_path: str | Path,
     metrics_path: str | Path,
 ) -> dict[str, Any]:
-    """Train, evaluate on the held-out split, write the checkpoint and a metrics JSON."""
+    """Train as `model.train` says, evaluate on the held-out split, write the checkpoint and a
+    metrics JSON."""
+    settings = model.train
     generator = seed_everything(seed)
-    fit_split, eval_split = training_splits(dataset_cfg)
-    fit_set = open_dataset(dataset_cfg, fit_split, seed)
-    eval_set = open_dataset(dataset_cfg, eval_split, seed)
-    workers = dataset_cfg["workers"]
+    fit_split, eval_split = dataset.training_splits
+    fit_set = open_dataset(dataset, fit_split, seed)
+    eval_set = open_dataset(dataset, eval_split, seed)
+    workers = dataset.workers
     channels = fit_set.image_shape[0]
 
-    module = build_architecture(model_cfg, channels, fit_set.num_classes).to(device)
-    mean, std = normalization(model_cfg, channels)
+    module = build_architecture(model, channels, fit_set.num_classes).to(device)
+    mean, std = model.normalization(channels)
     mean_t = torch.tensor(mean, device=device)[:, None, None]
     std_t = torch.tensor(std, device=device)[:, None, None]
 
@@ -157,7 +158,7 @@ def train_embedded(
 
     log.info(
         "training %s on %d images (%s split), %d classes, %d epochs, device %s",
-        model_cfg["kind"], len(fit_set), fit_split, fit_set.num_classes, settings.epochs, device,
+        model.kind, len(fit_set), fit_split, fit_set.num_classes, settings.epochs, device,
     )  # fmt: skip
     metrics = fit_and_test(
         module, normalize, fit_set, (eval_split, eval_set), settings, workers, device, generator
