@@ -13,13 +13,7 @@ import torch
 from conftest import dataset_settings, model_settings
 
 from facetviz import __version__
-from facetviz.activations import (
-    Activations,
-    BackgroundWriter,
-    extract,
-    join_shards,
-    shard_rows,
-)
+from facetviz.activations import Activations, extract, shard_rows
 from facetviz.data import FacetDataset, open_dataset, read_idx
 from facetviz.errors import FacetvizError
 from facetviz.io import open_h5
@@ -340,40 +334,6 @@ def test_reader_opens_read_only(tmp_path: Path, activations_file: Path) -> None:
     assert copy.read_bytes() == activations_file.read_bytes()
 
 
-def test_background_writer_writes_in_order_and_raises_write_errors(tmp_path: Path) -> None:
-    with h5py.File(tmp_path / "out.h5", "w") as handle:
-        target = handle.create_dataset("values", shape=(6, 2), dtype="float32")
-        with BackgroundWriter(depth=1) as writer:
-            for start in range(0, 6, 2):
-                writer.put(target, start, start + 2, np.full((2, 2), start, dtype=np.float32))
-            writer.finish()
-        assert target[:, 0].tolist() == [0, 0, 2, 2, 4, 4]
-
-        with BackgroundWriter() as writer, pytest.raises(TypeError):
-            writer.put(target, 0, 2, np.zeros((3, 5), dtype=np.float32))  # wrong shape
-            writer.finish()
-
-
-def _datasets(path: Path) -> dict[str, np.ndarray]:
-    with h5py.File(path, "r") as handle:
-        found: dict[str, np.ndarray] = {}
-        handle.visititems(
-            lambda key, item: (
-                found.update({key: item[:]}) if isinstance(item, h5py.Dataset) else None
-            )
-        )
-        return found
-
-
-@pytest.fixture(scope="module")
-def shard_files(tmp_path_factory: pytest.TempPathFactory, network, dataset) -> list[Path]:
-    folder = tmp_path_factory.mktemp("shards")
-    paths = [folder / f"shard-{i}.h5" for i in range(3)]
-    for i, path in enumerate(paths):
-        extract(network, dataset, FACET_LAYER, [FC_LAYER, CONV_LAYER], path, BATCH, shard=(i, 3))
-    return paths
-
-
 def test_shard_rows_cover_the_dataset_once() -> None:
     rows = [shard_rows(10, i, 3) for i in range(3)]
     assert [list(r) for r in rows] == [[0, 1, 2], [3, 4, 5], [6, 7, 8, 9]]
@@ -381,40 +341,3 @@ def test_shard_rows_cover_the_dataset_once() -> None:
         shard_rows(2, 0, 3)
     with pytest.raises(FacetvizError, match="shard 3 does not exist"):
         shard_rows(10, 3, 3)
-
-
-def test_joined_shards_equal_one_pass(
-    tmp_path: Path, shard_files: list[Path], activations_file: Path
-) -> None:
-    joined = tmp_path / "activations.h5"
-    join_shards(shard_files, joined)
-    expected, found = _datasets(activations_file), _datasets(joined)
-    assert sorted(found) == sorted(expected)
-    for key, values in expected.items():
-        assert found[key].dtype == values.dtype, key
-        if key in ("labels", "fine_labels", "indices"):
-            np.testing.assert_array_equal(found[key], values, err_msg=key)
-        else:  # other batch boundaries: the same sums in another order
-            np.testing.assert_allclose(found[key], values, rtol=2e-3, atol=1e-4, err_msg=key)
-    with h5py.File(joined, "r") as a, h5py.File(activations_file, "r") as b:
-        assert dict(a.attrs) == dict(b.attrs)  # no shard attribute left
-    with Activations(joined) as activations:  # readers see an ordinary file
-        assert len(activations.labels) == len(expected["labels"])
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["activations.h5"]
-
-
-def test_join_refuses_missing_or_mixed_shards(
-    tmp_path: Path, shard_files: list[Path], activations_file: Path, network, dataset
-) -> None:
-    out = tmp_path / "activations.h5"
-    with pytest.raises(FacetvizError, match="is shard 0 of 3, expected 0 of 2"):
-        join_shards([shard_files[0], shard_files[2]], out)
-    with pytest.raises(FacetvizError, match="expected 0 of 3"):
-        join_shards([shard_files[1], shard_files[0], shard_files[2]], out)
-    other = tmp_path / "other.h5"
-    extract(network, dataset, FACET_LAYER, [FC_LAYER], other, BATCH, shard=(1, 3))
-    with pytest.raises(FacetvizError, match="other settings"):
-        join_shards([shard_files[0], other, shard_files[2]], out)
-    with pytest.raises(FacetvizError, match="not a shard"):
-        join_shards([activations_file], out)
-    assert not out.exists()

@@ -522,7 +522,8 @@ def test_minimum_input_size_is_found_on_the_meta_device() -> None:
 
 
 def test_skipped_images_join_across_shards_as_in_one_pass(tmp_path: Path) -> None:
-    from facetviz.activations import extract, join_shards
+    from facetviz.activation_shards import join_shards
+    from facetviz.activations import extract
     from facetviz.data import open_dataset
     from facetviz.models import load_network
 

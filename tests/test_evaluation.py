@@ -20,6 +20,11 @@ def report(fidelity: float, shown: bool, profile: float = 0.0) -> dict:
     return {"summary": {"mfv": summary, "mean_image": {**summary, "fidelity": 0.9}}, "units": []}
 
 
+def outputs(root: Path) -> list[Path]:
+    folder = root / "evaluation"
+    return [folder / "per_seed.csv", folder / "summary.csv", folder / "summary.json"]
+
+
 def write_seeds(root: Path, reports: list[dict]) -> tuple[list[Path], dict]:
     paths, trees = [], {}
     for seed, content in enumerate(reports):
@@ -33,7 +38,7 @@ def write_seeds(root: Path, reports: list[dict]) -> tuple[list[Path], dict]:
 
 def test_identical_seeds_give_zero_width_intervals(tmp_path: Path) -> None:
     paths, trees = write_seeds(tmp_path, [report(0.7, True)] * 3)
-    summary = aggregate(paths, trees, tmp_path / "evaluation")
+    summary = aggregate(paths, trees, *outputs(tmp_path))
     fidelity = summary["methods"]["mfv"]["fidelity"]
     assert fidelity["mean"] == fidelity["low"] == fidelity["high"] == 0.7
     assert fidelity["std"] == 0.0 and fidelity["n"] == 3
@@ -46,7 +51,7 @@ def test_identical_seeds_give_zero_width_intervals(tmp_path: Path) -> None:
 def test_seeds_that_differ_give_an_interval_and_shares(tmp_path: Path) -> None:
     values = [0.6, 0.7, 0.8, 0.7, 0.9]
     paths, trees = write_seeds(tmp_path, [report(v, v > 0.65, profile=v) for v in values])
-    summary = aggregate(paths, trees, tmp_path / "evaluation")
+    summary = aggregate(paths, trees, *outputs(tmp_path))
     fidelity = summary["methods"]["mfv"]["fidelity"]
     assert fidelity["mean"] == pytest.approx(0.74)
     assert fidelity["low"] < 0.74 < fidelity["high"]

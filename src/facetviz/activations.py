@@ -12,14 +12,13 @@ Whole layers are stored, not single units, so adding a neuron in a stored layer 
 
 For datasets too large for one job the pass runs in shards (contiguous ranges of the dataset,
 `extract(..., shard=(i, count))`), each written in this layout plus a `shard` attribute, and
-`join_shards` copies them into one file that is indistinguishable from an unsharded one.
+`activation_shards.join_shards` copies them into one file indistinguishable from an unsharded
+one. What can go wrong during the pass is caught in `activation_faults`.
 """
 
 from __future__ import annotations
 
 import json
-import queue
-import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -27,23 +26,26 @@ from typing import Any
 import h5py
 import numpy as np
 import torch
-from torch.utils.data import Dataset, Subset
+from torch.utils.data import Subset
 
 from facetviz import __version__
-from facetviz.data import FacetDataset, SkipUnreadable
+from facetviz.activation_faults import (
+    FLOAT16_CODES,
+    SKIPPED_COUNT_ATTR,
+    Skips,
+    listing,
+    require_finite_batch,
+)
+from facetviz.data import FacetDataset
 from facetviz.errors import FacetvizError
+from facetviz.h5writer import BackgroundWriter
 from facetviz.io import atomic_path, open_h5, require_h5_keys
 from facetviz.models import SPATIAL_RULES, Network, capture, unit_count, unit_values
 from facetviz.progress import Progress, log
-from facetviz.train import loader
 
 CHUNK_BYTES = 1 << 20
 STAGE = "activations"
 SHARD_ATTR = "shard"
-SKIPPED_ATTR = "skipped_images"
-SKIPPED_COUNT_ATTR = "skipped_count"
-# attributes that differ between the shards of one pass (the join merges the skipped ones)
-PER_SHARD_ATTRS = (SHARD_ATTR, SKIPPED_ATTR, SKIPPED_COUNT_ATTR)
 
 
 def shard_rows(n: int, index: int, count: int) -> range:
@@ -83,7 +85,7 @@ def extract(
     target_layers = list(dict.fromkeys(target_layers))
     name = f"activations shard {shard[0] + 1}/{shard[1]}" if shard else "activations"
     progress = Progress(name, len(rows), "images")
-    skips = _Skips(dataset, rows)
+    skips = Skips(dataset, rows)
     images = dataset if shard is None else Subset(dataset, rows)
     with atomic_path(out_path) as tmp, h5py.File(tmp, "w") as out:
         batches = skips.batches(images, batch_size, workers)
@@ -130,7 +132,7 @@ def _forward_pass(
         for pixels, _labels, _fine, index in batches:
             network(pixels.to(device))
             code_batch = outputs[facet_layer].flatten(1).to(torch.float16)
-            _require_finite_batch(dataset, index, written, {**outputs, FLOAT16_CODES: code_batch})
+            require_finite_batch(dataset, index, written, {**outputs, FLOAT16_CODES: code_batch})
             if written == 0:
                 codes, targets = _create_datasets(out, outputs, facet_layer, target_layers, n)
             stop = written + len(pixels)
@@ -168,55 +170,6 @@ def _attributes(
     }
 
 
-class BackgroundWriter:
-    """Writes array slices into HDF5 datasets on a thread, overlapping the next forward pass.
-
-    The queue is bounded, so at most `depth` pending batches are held in memory. A failed write
-    is raised in the caller at its next `put` or at `finish`.
-    """
-
-    def __init__(self, depth: int = 8) -> None:
-        self._queue: queue.Queue[tuple[h5py.Dataset, int, int, np.ndarray] | None] = queue.Queue(
-            maxsize=depth
-        )
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, name="facetviz-h5-writer", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while (item := self._queue.get()) is not None:
-            if self._error is None:  # after a failure, drain without writing
-                target, start, stop, values = item
-                try:
-                    target[start:stop] = values
-                except BaseException as err:  # noqa: BLE001 - re-raised in the caller
-                    self._error = err
-
-    def _raise_if_failed(self) -> None:
-        if self._error is not None:
-            raise self._error
-
-    def put(self, target: h5py.Dataset, start: int, stop: int, values: np.ndarray) -> None:
-        self._raise_if_failed()
-        self._queue.put((target, start, stop, values))
-
-    def finish(self) -> None:
-        """Wait until every write is done; raise the first write error."""
-        if self._thread.is_alive():
-            self._queue.put(None)
-            self._thread.join()
-        self._raise_if_failed()
-
-    def __enter__(self) -> BackgroundWriter:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        # on an error in the caller, stop the thread before the file closes under it
-        if self._thread.is_alive():
-            self._queue.put(None)
-            self._thread.join()
-
-
 def _create_datasets(
     out: h5py.File,
     outputs: dict[str, torch.Tensor],
@@ -251,81 +204,6 @@ def _create_datasets(
                 chunks=(rows, units),
             )
     return codes, targets
-
-
-def join_shards(shard_paths: Sequence[str | Path], out_path: str | Path) -> None:
-    """Copy the shards of one forward pass, in order, into one activations file at `out_path`."""
-    shards = [open_h5(path, "activations_shard") for path in shard_paths]
-    try:
-        _check_shards(shards)
-        first = shards[0]
-        total = sum(len(shard["labels"]) for shard in shards)
-        keys: list[str] = []
-        first.visititems(
-            lambda key, item: keys.append(key) if isinstance(item, h5py.Dataset) else None
-        )
-        progress = Progress("activations join", total, "rows")
-        with atomic_path(out_path) as tmp, h5py.File(tmp, "w") as out:
-            for key in keys:
-                source = first[key]
-                target = out.create_dataset(
-                    key,
-                    shape=(total, *source.shape[1:]),
-                    dtype=source.dtype,
-                    chunks=source.chunks and (min(source.chunks[0], total), *source.chunks[1:]),
-                    compression=source.compression,
-                    compression_opts=source.compression_opts,
-                    shuffle=source.shuffle,
-                )
-                start = 0
-                for shard in shards:
-                    part = shard[key]
-                    step = part.chunks[0] * 16 if part.chunks else len(part)
-                    for offset in range(0, len(part), max(step, 1)):
-                        block = part[offset : offset + step]
-                        target[start + offset : start + offset + len(block)] = block
-                    start += len(part)
-                if key == "codes":
-                    progress.update(total)
-            out.attrs.update({k: v for k, v in first.attrs.items() if k not in PER_SHARD_ATTRS})
-            _record_skipped(out.attrs, [path for shard in shards for path in skipped_images(shard)])
-    finally:
-        for shard in shards:
-            shard.close()
-    log.info("activations join: %d shards, %d images", len(shards), total)
-
-
-def _check_shards(shards: list[h5py.File]) -> None:
-    """Refuse shards that are not the complete, contiguous output of one configuration."""
-    first = shards[0]
-    same = {k: v for k, v in first.attrs.items() if k not in PER_SHARD_ATTRS}
-    layout = {key: (first[key].shape[1:], first[key].dtype) for key in ("codes", "labels")}
-    expected_start = 0
-    for position, shard in enumerate(shards):
-        name = shard.filename
-        if SHARD_ATTR not in shard.attrs:
-            raise FacetvizError(f"{name} is not a shard of the activations stage: delete it")
-        info = json.loads(shard.attrs[SHARD_ATTR])
-        if info["index"] != position or info["count"] != len(shards):
-            raise FacetvizError(
-                f"{name} is shard {info['index']} of {info['count']}, expected {position} of "
-                f"{len(shards)}: delete the shard files and rerun"
-            )
-        start, stop = info["rows"]
-        read = stop - start - len(skipped_images(shard))
-        if start != expected_start or read != len(shard["labels"]):
-            raise FacetvizError(
-                f"{name} holds rows {start}-{stop}, not the rows that follow the previous shard "
-                f"(from {expected_start}): the dataset changed between shards; rerun them all"
-            )
-        expected_start = stop
-        others = {k: v for k, v in shard.attrs.items() if k not in PER_SHARD_ATTRS}
-        shapes = {key: (shard[key].shape[1:], shard[key].dtype) for key in layout}
-        if others != same or shapes != layout:
-            raise FacetvizError(
-                f"{name} was made with other settings than {first.filename}: "
-                "delete the shard files and rerun"
-            )
 
 
 class Activations:
@@ -374,7 +252,7 @@ class Activations:
         rows = rows[bad]
         raise FacetvizError(
             f"{self.file.filename}: {what} are NaN or infinite in {len(rows)} rows: "
-            f"{_listing(rows.tolist())} (dataset indices {_listing(self.indices[rows].tolist())}). "
+            f"{listing(rows.tolist())} (dataset indices {listing(self.indices[rows].tolist())}). "
             "These activations cannot be clustered: delete the file and rerun the activations "
             "stage, which stops at the first batch whose activations are not finite."
         )
@@ -390,102 +268,3 @@ class Activations:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-FLOAT16_CODES = "codes (float16)"
-
-
-def _require_finite_batch(
-    dataset: FacetDataset, index: torch.Tensor, first_row: int, tensors: dict[str, torch.Tensor]
-) -> None:
-    """Stop the pass at a batch whose layer outputs (or float16 codes) are NaN or infinite,
-    naming the layer and the images. One host sync per batch, as the writes need anyway."""
-    bad = {name: ~torch.isfinite(t.reshape(len(t), -1)).all(1) for name, t in tensors.items()}
-    if not bool(torch.stack(list(bad.values())).any()):
-        return
-    name, rows = next((name, rows.cpu()) for name, rows in bad.items() if rows.any())
-    images = [dataset.source(int(p)) for p in dataset.positions_of(index[rows].tolist())]
-    what = f"the model's output at layer {name!r} is"
-    fix = "Check the model and its weights (model.weights): they make non-finite values."
-    if name == FLOAT16_CODES:
-        what = "the codes of facets.layer exceed float16's range (65504), so they are"
-        fix = "The codes are stored as float16: pick a facets.layer whose values are smaller."
-    raise FacetvizError(
-        f"activations: {what} NaN or infinite for {len(images)} of the {len(rows)} images of the "
-        f"batch from row {first_row} of the pass: {_listing(images)}. Nothing was written. {fix}"
-    )
-
-
-def _listing(items: list[Any], most: int = 10) -> str:
-    """The first `most` items, comma-separated, and how many more there are."""
-    text = ", ".join(str(item) for item in items[:most])
-    return text + (f" and {len(items) - most} more" if len(items) > most else "")
-
-
-def skipped_images(handle: h5py.File) -> list[str]:
-    """The files a pass (or shard) left out as unreadable; [] for files from before skipping."""
-    return json.loads(handle.attrs.get(SKIPPED_ATTR, "[]"))
-
-
-def _record_skipped(attrs: h5py.AttributeManager, paths: list[str]) -> None:
-    attrs[SKIPPED_ATTR] = json.dumps(paths)
-    attrs[SKIPPED_COUNT_ATTR] = len(paths)
-
-
-class _Skips:
-    """The images a pass leaves out because they cannot be read (dataset.on_unreadable: skip).
-
-    `batches` drops them; `write_rows` writes the labels and indices of the images read and
-    lists every skipped file in the attributes. With on_unreadable: error nothing is dropped:
-    the first unreadable image stops the pass.
-    """
-
-    def __init__(self, dataset: FacetDataset, rows: range) -> None:
-        self.dataset = dataset
-        self.positions = np.arange(rows.start, rows.stop)
-        self.read: list[np.ndarray] = []  # dataset indices of the images read, batch by batch
-
-    def batches(
-        self, images: Dataset, batch_size: int, workers: int
-    ) -> Iterator[tuple[torch.Tensor, ...]]:
-        if self.dataset.on_unreadable == "skip":
-            images = SkipUnreadable(images, self.dataset.image_shape)
-        for batch in loader(images, batch_size, workers):
-            keep = batch[3] >= 0  # SkipUnreadable's placeholders have index -1
-            if not bool(keep.all()):
-                batch = [part[keep] for part in batch]
-            self.read.append(batch[3].numpy())
-            if len(batch[3]):
-                yield tuple(batch)
-
-    def write_rows(self, out: h5py.File) -> None:
-        seen = np.concatenate(self.read) if self.read else np.empty(0, np.int64)
-        read = np.isin(self.dataset.indices[self.positions], seen)
-        skipped = [self.dataset.source(int(p)) for p in self.positions[~read]]
-        if not read.any():
-            raise FacetvizError(
-                f"none of the {len(skipped)} images could be read (dataset.on_unreadable: skip), "
-                f"e.g. {_listing(skipped, 3)}: check dataset.root"
-            )
-        if skipped:  # the datasets were sized for every image: keep the rows written
-            _shrink(out, int(read.sum()))
-            log.warning(
-                "left out %d of %d images as unreadable (dataset.on_unreadable: skip; each is "
-                "logged above): listed in the %r attribute of the activations file",
-                len(skipped),
-                len(read),
-                SKIPPED_ATTR,
-            )
-        out["labels"] = self.dataset.labels[self.positions[read]]
-        out["fine_labels"] = self.dataset.fine_labels[self.positions[read]]
-        out["indices"] = self.dataset.indices[self.positions[read]]
-        _record_skipped(out.attrs, skipped)
-
-
-def _shrink(item: h5py.Dataset | h5py.Group, rows: int) -> None:
-    """Resize a dataset (or every dataset below a group) to its first `rows` rows."""
-    if isinstance(item, h5py.Group):
-        for child in item.values():
-            _shrink(child, rows)
-    else:
-        item.resize(rows, axis=0)

@@ -69,9 +69,13 @@ def summarize_method(rows: Sequence[Mapping[str, Any]], profiles: list[list[floa
 
 
 def aggregate(
-    metrics_paths: Sequence[str | Path], trees: Mapping[str, Any], out_dir: str | Path
+    metrics_paths: Sequence[str | Path],
+    trees: Mapping[str, Any],
+    per_seed_csv: str | Path,
+    summary_csv: str | Path,
+    summary_json: str | Path,
 ) -> dict[str, Any]:
-    """Join every seed's metrics; write per_seed.csv, summary.csv and summary.json."""
+    """Join every seed's metrics; write the per-seed table and the summary (CSV and JSON)."""
     reports = {tree_of(p): read_json(p, "synthesis_metrics") for p in metrics_paths}
     rows = per_seed_rows(reports, trees)
     methods = list(next(iter(reports.values()))["summary"])
@@ -82,10 +86,9 @@ def aggregate(
         summary["methods"][method] = summarize_method(mine, profiles)
     first = next(iter(reports.values()))["summary"][methods[0]]
     summary["path_layers"] = first["path_layers"]
-    out_dir = Path(out_dir)
-    _write_rows(out_dir / "per_seed.csv", rows)
-    _write_rows(out_dir / "summary.csv", summary_rows(summary))
-    write_json(out_dir / "summary.json", summary)
+    _write_rows(per_seed_csv, rows)
+    _write_rows(summary_csv, summary_rows(summary))
+    write_json(summary_json, summary)
     log.info("evaluation over %d seeds:\n%s", len(reports), format_summary(summary))
     return summary
 
@@ -122,7 +125,7 @@ def _interval(value: Mapping[str, Any]) -> str:
     return f"{value['mean']:.3f} [{value['low']:.3f}, {value['high']:.3f}]"
 
 
-def _write_rows(path: Path, rows: Sequence[Mapping[str, Any]]) -> None:
+def _write_rows(path: str | Path, rows: Sequence[Mapping[str, Any]]) -> None:
     columns = list(dict.fromkeys(key for row in rows for key in row))
     with atomic_path(path) as tmp, open(tmp, "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=columns)

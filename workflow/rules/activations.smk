@@ -8,15 +8,6 @@ ACTIVATIONS_COMMAND = (
 )
 
 
-def activations_settings(wildcards):
-    return settings(
-        **model_settings(TRAIN_TREES[wildcards.tree]),
-        facet_layer=config["facets"]["layer"],
-        target_layers=target_layers(),
-        batch_size=config["activations"]["batch_size"],
-    )
-
-
 if SHARDS == 1:
 
     rule activations:

@@ -208,3 +208,34 @@ def final_outputs():
     if TRAINS_MODEL:
         outputs.append(f"{RESULTS}/model/metrics.json")
     return outputs
+
+
+def oracle_settings(wildcards):
+    """What the oracle depends on: not the run's label_map, split or max_images, nor
+    oracle.enabled."""
+    ignored = ("label_map", "split", "max_images")
+    return settings(
+        dataset={key: value for key, value in config["dataset"].items() if key not in ignored},
+        seed=TRAIN_TREES[wildcards.tree],
+        device=config["device"],
+        oracle={key: value for key, value in config["oracle"].items() if key != "enabled"},
+    )
+
+
+def activations_settings(wildcards):
+    return settings(
+        **model_settings(TRAIN_TREES[wildcards.tree]),
+        facet_layer=config["facets"]["layer"],
+        target_layers=target_layers(),
+        batch_size=config["activations"]["batch_size"],
+    )
+
+
+def prior_settings(wildcards):
+    """What a prior depends on: the model and its training data, the facet layer (the default
+    code layer) and the priors section; not the synthesis settings."""
+    return settings(
+        **model_settings(TRAIN_TREES[wildcards.tree]),
+        facet_layer=config["facets"]["layer"],
+        priors=config["priors"],
+    )

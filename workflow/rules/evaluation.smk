@@ -25,7 +25,8 @@ if MEASURED:
         threads: 1
         shell:
             "python -m facetviz evaluation --threads {threads} --settings {params.settings:q}"
-            " --metrics {input} --out-dir {EVALUATION} > {log} 2>&1"
+            " --metrics {input} --out {output.per_seed} {output.summary_csv} {output.summary}"
+            " > {log} 2>&1"
 
     rule evaluation_figures:
         input:

@@ -4,18 +4,6 @@
 # (common.smk).
 
 
-def oracle_settings(wildcards):
-    """What the oracle depends on: not the run's label_map, split or max_images, nor
-    oracle.enabled."""
-    ignored = ("label_map", "split", "max_images")
-    return settings(
-        dataset={key: value for key, value in config["dataset"].items() if key not in ignored},
-        seed=TRAIN_TREES[wildcards.tree],
-        device=config["device"],
-        oracle={key: value for key, value in config["oracle"].items() if key != "enabled"},
-    )
-
-
 rule oracle:
     output:
         model="{tree}/oracle/oracle.pt",

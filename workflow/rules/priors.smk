@@ -3,16 +3,6 @@
 # Only runs whose methods declare them as inputs (dgn, ppgn) make them.
 
 
-def prior_settings(wildcards):
-    """What a prior depends on: the model and its training data, the facet layer (the default
-    code layer) and the priors section; not the synthesis settings."""
-    return settings(
-        **model_settings(TRAIN_TREES[wildcards.tree]),
-        facet_layer=config["facets"]["layer"],
-        priors=config["priors"],
-    )
-
-
 rule generator:
     input:
         weights=lambda wildcards: model_weights(wildcards.tree),
