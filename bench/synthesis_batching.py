@@ -77,6 +77,7 @@ def main() -> int:
             centroid_codes=codes[rows.start : rows.stop].to(args.device),
             unit_scales=torch.ones(len(rows), device=args.device),
             nearest_images=starts[rows.start : rows.stop].to(args.device),
+            records=[],
         )
 
     def batched() -> torch.Tensor:

@@ -205,6 +205,7 @@ def make_task(count: int = 4, seed: int = 0, centroid_codes: torch.Tensor | None
         centroid_codes=centroid_codes,
         unit_scales=torch.ones(count),
         nearest_images=torch.rand(count, 1, 28, 28, generator=rng),
+        records=[],
     )
 
 

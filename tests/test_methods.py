@@ -70,7 +70,7 @@ def test_diversity_term_spreads_a_units_images(random_network: Network) -> None:
         base = make_task()
         return Task([Unit("classifier.5", 1)] * 4, torch.rand(4, 1, 28, 28), [slice(0, 4)],
                     base.generators, "classifier.3", [True] * 4, base.centroid_codes,
-                    base.unit_scales, base.nearest_images)  # fmt: skip
+                    base.unit_scales, base.nearest_images, [])  # fmt: skip
 
     plain, _ = run("fourier", random_network, task(), 1.0, steps=40)
     diverse, _ = run("diversity", random_network, task(), 1.0, steps=40, weight=50.0)
@@ -268,7 +268,7 @@ def reordered(task: Task, order: list[int], groups: list[slice]) -> Task:
         [task.units[i] for i in order], task.mean_images[pick], groups,
         [task.generators[i] for i in order], task.facet_layer,
         [task.class_units[i] for i in order], task.centroid_codes[pick], task.unit_scales[pick],
-        task.nearest_images[pick],
+        task.nearest_images[pick], [],
     )  # fmt: skip
 
 

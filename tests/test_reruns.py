@@ -18,7 +18,7 @@ import yaml
 from conftest import REPO
 from test_workflow import snakemake, snakemake_command, tiny_config
 
-from facetviz.synthesis.methods import REFERENCES
+from facetviz.synthesis.methods import references_for
 
 pytestmark = pytest.mark.workflow
 
@@ -78,6 +78,11 @@ def test_second_run_does_nothing(default_run) -> None:
     assert plan(workdir, config) == {}
 
 
+def methods_and_references(config: dict) -> list[str]:
+    methods = config["synthesis"]["methods"]
+    return methods + references_for(methods)
+
+
 def batches(config: dict) -> int:
     return -(-len(config["neurons"]) // config["synthesis"].get("neurons_per_job", 1))
 
@@ -87,7 +92,7 @@ def test_synthesis_setting_reruns_synthesis_and_figures_only(default_run) -> Non
     jobs = plan(workdir, changed(config, "synthesis", steps_scale=0.02))
     assert jobs == {
         # the references too: they take the shared settings (and need a few seconds)
-        "synthesize": batches(config) * (len(config["synthesis"]["methods"]) + len(REFERENCES)),
+        "synthesize": batches(config) * len(methods_and_references(config)),
         "synthesis_metrics": 1,
         **EVALUATION,
         "facets_figure": len(config["neurons"]),
@@ -148,7 +153,7 @@ def test_adding_a_neuron_runs_only_its_jobs(default_run) -> None:
         "facets": 1,
         "embedding_figure": 1,
         # a new batch per method and reference
-        "synthesize": len(config["synthesis"]["methods"]) + len(REFERENCES),
+        "synthesize": len(methods_and_references(config)),
         "facets_figure": 1,
         "facet_table": 1,
         **dict.fromkeys(RUN_FIGURES, 1),

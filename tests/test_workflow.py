@@ -20,7 +20,7 @@ import yaml
 from conftest import REPO, make_image_folder
 from PIL import Image
 
-from facetviz.synthesis.methods import REFERENCES
+from facetviz.synthesis.methods import references_for
 
 pytestmark = pytest.mark.workflow
 
@@ -462,7 +462,9 @@ def test_default_config_dag_builds(tmp_path: Path):
     assert out.count("rule facets:") == len(default["neurons"])
     per_job = default["synthesis"]["neurons_per_job"]
     batches = -(-len(default["neurons"]) // per_job)
-    methods = len(default["synthesis"]["methods"]) + len(REFERENCES)
+    methods = len(default["synthesis"]["methods"]) + len(
+        references_for(default["synthesis"]["methods"])
+    )
     assert out.count("rule synthesize:") == batches * methods
     assert out.count("rule oracle:") == out.count("rule synthesis_metrics:") == 1
 
@@ -480,6 +482,9 @@ def test_paper_scale_dag_batches_neurons_and_asks_for_gpus(tmp_path: Path):
     jobs = re.findall(r"^rule (\w+):\n(.*?)(?=^\[|^rule |\Z)", result.stdout, re.S | re.M)
     rules = Counter(rule for rule, _body in jobs)
     # mfv and the two references, 100 batches of 10 neurons each
-    assert rules["synthesize"] == 100 * (1 + len(REFERENCES)) and rules["facets"] == 1000
+    synthesized = len(config["synthesis"]["methods"]) + len(
+        references_for(config["synthesis"]["methods"])
+    )
+    assert rules["synthesize"] == 100 * synthesized and rules["facets"] == 1000
     asks_gpu = {rule for rule, body in jobs if re.search(r"resources:.*\bgpu=1", body)}
     assert asks_gpu == {"activations", "synthesize"}

@@ -147,11 +147,15 @@ def cmd_synthesize(args: argparse.Namespace, settings: dict[str, Any]) -> None:
     methods.load_plugins(synthesis["plugins"])
     shared = SynthesisSettings.from_config(synthesis)
     method_settings = methods.method_settings(name, synthesis[name])
+    from facetviz.data import open_dataset
+
     context = methods.Context(
         _network(settings, args.weights or None),
         shared.steps_scale,
         shared.mixed_precision,
         _method_inputs(name, method_settings, args.input or []),
+        # the images the facets were found in: those of the training tree's seed
+        dataset=lambda: open_dataset(_dataset(settings), seed=settings["train_seed"]),
     )
     method = methods.method_class(name)(method_settings, context)
     synthesize_batch(

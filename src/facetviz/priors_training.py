@@ -191,9 +191,10 @@ def save_prior(path: str | Path, module: nn.Module, extra: dict[str, Any]) -> No
     save_checkpoint(path, module, {**module.meta(), **extra})
 
 
-def load_prior(path: str | Path, kind: str, code_layer: str, input_shape=None) -> nn.Module:
-    """A trained prior (`kind` generator or dae), refused unless it inverts `code_layer` (and,
-    for a generator, draws `input_shape`): a prior of another run would draw nonsense."""
+def load_prior(path: str | Path, kind: str, network: Network, input_shape=None) -> nn.Module:
+    """A trained prior (`kind` generator or dae), refused unless it fits the visualized network:
+    its code layer exists with the same size, and a generator draws `input_shape` images. A
+    prior of another run or model would draw nonsense."""
     path = Path(path)
     stage = "generator" if kind == "generator" else "code_prior"
     if not path.exists():
@@ -208,24 +209,41 @@ def load_prior(path: str | Path, kind: str, code_layer: str, input_shape=None) -
             f"{path} is not a {kind} checkpoint of this version ({type(err).__name__}: "
             f"{str(err)[:300]}): delete it and rerun the '{stage}' stage."
         ) from err
-    _check_fits(path, meta, kind, code_layer, input_shape)
+    _check_fits(path, meta, kind, network, input_shape)
+    module.code_layer = meta["code_layer"]
     module.eval()
     for parameter in module.parameters():
         parameter.requires_grad_(False)
     return module
 
 
-def _check_fits(path, meta, kind, code_layer, input_shape) -> None:
-    if meta.get("kind") != kind or meta.get("code_layer") != code_layer:
+def _layer_size(network: Network, layer: str, input_shape) -> int:
+    """Units of `layer` of the network for one image (a clear error for an unknown layer)."""
+    from facetviz.models import resolve_layer
+
+    resolve_layer(network.module, layer, key="the prior's code layer (priors.code_layer)")
+    device = next(network.module.parameters()).device
+    with torch.no_grad(), capture(network.module, [layer]) as out:
+        network(torch.zeros(1, *input_shape, device=device))
+    return int(out[layer][0].numel())
+
+
+def _check_fits(path: Path, meta, kind: str, network: Network, input_shape) -> None:
+    rerun = f"rerun the '{'generator' if kind == 'generator' else 'code_prior'}' stage"
+    if meta.get("kind") != kind:
+        raise FacetvizError(f"{path} holds a {meta.get('kind')}, not a {kind}: {rerun}")
+    layer = meta.get("code_layer")
+    size = _layer_size(network, layer, input_shape or meta["input_shape"])
+    if size != meta["code_dim"]:
         raise FacetvizError(
-            f"{path} is a {meta.get('kind')} of code layer {meta.get('code_layer')!r}, but this "
-            f"run needs a {kind} of {code_layer!r} (priors.code_layer): rerun the stage that "
-            "makes it (snakemake --forcerun generator code_prior)"
+            f"{path} inverts {meta['code_dim']} units of layer {layer!r}, but the visualized "
+            f"network's {layer!r} has {size}: it was made for another model or code layer "
+            f"(priors.code_layer); {rerun}"
         )
-    if input_shape is not None and tuple(meta["input_shape"]) != tuple(input_shape):
+    if input_shape is not None and tuple(meta.get("input_shape", ())) != tuple(input_shape):
         raise FacetvizError(
             f"{path} draws {tuple(meta['input_shape'])} images but the model takes "
-            f"{tuple(input_shape)}: rerun the 'generator' stage (snakemake --forcerun generator)"
+            f"{tuple(input_shape)}: {rerun}"
         )
 
 

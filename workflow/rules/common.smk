@@ -77,7 +77,9 @@ BATCH_OF = {neuron: batch for batch, names in BATCHES.items() for neuron in name
 # also scores the references (no optimization) beside them.
 METHODS = config["synthesis"]["methods"]
 PRIMARY_METHOD = METHODS[0]
-REFERENCES = list(synthesis_methods.REFERENCES)
+# A learned prior (dgn, ppgn) brings its generator, and the generator's own reference G(centroid).
+LEARNED_PRIOR = synthesis_methods.learned_prior(METHODS)
+REFERENCES = synthesis_methods.references_for(METHODS)
 SYNTHESIZED = METHODS + [name for name in REFERENCES if name not in METHODS]
 # Class units: the ones whose synthesized images an oracle can judge (synthesis_metrics).
 CLASS_UNITS = [name for name, neuron in NEURONS.items() if neuron.get("select") == "label"]
@@ -207,6 +209,8 @@ def final_outputs():
         outputs += [SYNTHESIS_METRICS, f"{EVALUATION}/summary.json"]
     if TRAINS_MODEL:
         outputs.append(f"{RESULTS}/model/metrics.json")
+    if LEARNED_PRIOR:
+        outputs.append(f"{RESULTS}/priors/generator.json")
     return outputs
 
 

@@ -16,6 +16,7 @@ rule synthesize:
     params:
         settings=lambda wildcards: settings(
             **model_settings(SYNTHESIS_TREES[wildcards.stree][1]),
+            train_seed=TRAIN_TREES[tree_of(wildcards)],
             facet_layer=config["facets"]["layer"],
             method=wildcards.method,
             synthesis=synthesis_settings(wildcards.method),

@@ -69,6 +69,7 @@ def build_task(
         centroid_codes=stacked([f.code_centroids for f in facets]),
         unit_scales=torch.tensor(scales, dtype=torch.float32, device=device),
         nearest_images=stacked([f.nearest_images for f in facets]),
+        records=list(facets),
     )
 
 
@@ -143,6 +144,8 @@ def write_results(
         start_values = forward(objective, start).cpu().numpy()
         final_values = forward(objective, result.images).cpu().numpy()
     images, starts, trace = result.images.cpu().numpy(), start.cpu().numpy(), result.trace.numpy()
+    chains = result.samples if result.samples is not None else torch.empty(0, *images.shape)
+    samples = chains.cpu().numpy()
     activations: Activations = {}
     for facet, group in zip(facets, task.groups, strict=True):
         name = facet.neuron.name
@@ -154,6 +157,7 @@ def write_results(
             trace=trace[:, group],
             activation_init=start_values[group],
             activation_final=final_values[group],
+            samples=samples[:, group],
         ).write(out_dir / name)
         log.info(
             "%s %s: activation at start %s -> after synthesis %s",

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from facetviz.errors import FacetvizError
 from facetviz.models import Network, capture, unit_count, unit_values
 
-KINDS = ("activation", "probability")
+KINDS = ("activation", "probability", "log_probability")
 Outputs = Mapping[str, torch.Tensor]
 
 
@@ -62,7 +62,8 @@ def _on(weight: float | torch.Tensor, outputs: Outputs, layers: Sequence[str]):
 
 @dataclass(frozen=True)
 class Unit:
-    """One unit of one layer: its activation (conv units by `spatial`) or softmax probability."""
+    """One unit of one layer: its activation (conv units by `spatial`), or its softmax
+    probability (or log probability) over the layer's units."""
 
     layer: str
     unit: int
@@ -110,6 +111,8 @@ def units(targets: Sequence[Target]) -> Objective:
             values = unit_values(outputs[layer].float(), spatial)
             if kind == "probability":
                 values = values.softmax(dim=1)
+            elif kind == "log_probability":  # PPGN's log p(y | x), stable where p is tiny
+                values = values.log_softmax(dim=1)
             row_index = torch.tensor(rows, device=first.device)
             picked = values[row_index, torch.tensor(indices, device=first.device)]
             total = total.index_add(

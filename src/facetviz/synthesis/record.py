@@ -1,8 +1,9 @@
 """A synthesis output: one neuron's facet images by one method (`<neuron>/images.h5` and PNGs).
 
 `images` are the final float images (pixels in [0, 1], largest facet first), `init` the images
-the method started from, `trace` what was maximized at each step, and the unit's activation at
-the start and on the result. The PNGs (`facet_XX.png`) are the same images at 8 bits.
+the method started from, `trace` what was maximized at each step, the unit's activation at the
+start and on the result, and a sampler's chain (its samples along the way; none for others).
+The PNGs (`facet_XX.png`) are the same images at 8 bits.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ class SynthesisRecord:
     trace: np.ndarray  # [steps, k]
     activation_init: np.ndarray  # [k]
     activation_final: np.ndarray  # [k]
+    samples: np.ndarray  # [S, k, C, H, W] a sampler's chain per facet (S = 0 for the others)
 
     def write(self, folder: str | Path) -> None:
         """Into a new folder (inside the job's temporary output: the job renames it whole)."""

@@ -1,19 +1,24 @@
 """The synthesis methods, one module each, found by name in a registry (`base`).
 
-Built in: the paper's `mfv` and `cbr`, and the survey's baselines `plain`, `hand`, `fourier`
-and `diversity`; the references `mean_image` and `nearest_real` (no optimization), which every
-run scores beside its methods. A method of your own is a module that subclasses `Method` and
-decorates it with `@register`, named in the config's `synthesis.plugins` (README, "Develop").
+Built in: the paper's `mfv` and `cbr`, the survey's baselines `plain`, `hand`, `fourier` and
+`diversity`, and its learned priors `dgn` and `ppgn`; the references `mean_image`,
+`nearest_real` and `g_centroid` (no optimization), which runs score beside their methods. A
+method of your own is a module that subclasses `Method` and decorates it with `@register`,
+named in the config's `synthesis.plugins` (README, "Develop").
 """
+
+from collections.abc import Sequence
 
 # imported for their @register: the built-in methods and references
 from facetviz.synthesis.methods import (  # noqa: F401
     cbr,
+    dgn,
     diversity,
     fourier,
     hand,
     mfv,
     plain,
+    ppgn,
     references,
 )
 from facetviz.synthesis.methods.base import (
@@ -33,12 +38,27 @@ from facetviz.synthesis.methods.base import (
 )
 
 # the methods that come with facetviz, in the order the docs list them; then the references
-BUILT_IN = ("mfv", "cbr", "plain", "hand", "fourier", "diversity")
-REFERENCES = ("mean_image", "nearest_real")
+BUILT_IN = ("mfv", "cbr", "plain", "hand", "fourier", "diversity", "dgn", "ppgn")
+REFERENCES = ("mean_image", "nearest_real", "g_centroid")
+
+
+def learned_prior(methods: Sequence[str]) -> bool:
+    """Whether any of these methods optimizes a generator's code (and needs the generator)."""
+    return any("generator" in method_class(name).inputs for name in methods)
+
+
+def references_for(methods: Sequence[str]) -> list[str]:
+    """The references a run of these methods scores beside them: G(centroid) only where a
+    method has a generator to draw it with."""
+    prior = learned_prior(methods)
+    return [r for r in REFERENCES if prior or "generator" not in method_class(r).inputs]
+
 
 __all__ = [
     "BUILT_IN",
     "REFERENCES",
+    "learned_prior",
+    "references_for",
     "REGISTRY",
     "Context",
     "Method",

@@ -21,7 +21,7 @@ import importlib
 import math
 import typing
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import MISSING, Field, dataclass, field, fields
 from pathlib import Path
 from typing import Any, ClassVar
@@ -29,7 +29,9 @@ from typing import Any, ClassVar
 import jsonschema
 import torch
 
-from facetviz.errors import ConfigError
+from facetviz.data import FacetDataset
+from facetviz.errors import ConfigError, FacetvizError
+from facetviz.facet_record import FacetRecord
 from facetviz.models import Network
 from facetviz.synthesis.objectives import Forward, Objective, Unit
 from facetviz.synthesis.render import Result
@@ -51,6 +53,14 @@ class Context:
     steps_scale: float = 1.0  # synthesis.steps_scale: multiplies every step count
     mixed_precision: bool = False
     inputs: Mapping[str, Path] = field(default_factory=dict)
+    # opens the run's dataset (its training seed's images), for methods that read the facets'
+    # real images (the learned priors encode them); None where a job has no dataset
+    dataset: Callable[[], FacetDataset] | None = None
+
+    def open_dataset(self) -> FacetDataset:
+        if self.dataset is None:
+            raise FacetvizError("this method reads the facets' real images: give it the dataset")
+        return self.dataset()
 
     @property
     def forward(self) -> Forward:
@@ -80,6 +90,7 @@ class Task:
     centroid_codes: torch.Tensor  # [B, D]
     unit_scales: torch.Tensor  # [B]
     nearest_images: torch.Tensor  # [B, C, H, W] the real image nearest its facet's centroid
+    records: Sequence[FacetRecord]  # each group's facet file (empty in tests of other methods)
 
     @property
     def size(self) -> int:

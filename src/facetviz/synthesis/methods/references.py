@@ -1,7 +1,9 @@
 """References that need no optimization, scored beside every method (DESIGN.md §6).
 
 - `mean_image`: each facet's mean image, where mfv starts;
-- `nearest_real`: the real image nearest each facet's centroid.
+- `nearest_real`: the real image nearest each facet's centroid;
+- `g_centroid`: the generator's drawing of each facet's centroid code, where `dgn` and `ppgn`
+  start (in runs with a learned prior): what their optimization adds over its starting point.
 
 A method earns its place by beating them: more activation without losing the facet. They run
 as methods (same job, record, metrics and figures), with one "step" that only reads the unit.
@@ -56,3 +58,17 @@ class NearestReal(Reference):
 
     def parameterization(self, task: Task) -> Pixels:
         return Pixels(task.nearest_images)
+
+
+@register
+class GCentroid(Reference):
+    name = "g_centroid"
+    summary = "reference: the generator's image of each facet's centroid code, no optimization"
+    inputs = {"generator": "priors/generator.pt"}
+
+    def parameterization(self, task: Task) -> Pixels:
+        from facetviz.synthesis.methods.dgn import load_generator, task_codes
+
+        G = load_generator(self.context, task)
+        with torch.no_grad():
+            return Pixels(G(G.clip(task_codes(self.context, task, G).centroid)))
