@@ -26,3 +26,14 @@ def default_settings():
     config = default_config()
     dataset = DatasetSettings.from_config(config["dataset"])
     return dataset, ModelSettings.from_config(config["model"])
+
+
+def default_network(config: dict[str, Any]):
+    """The default run's trained model (`make run` makes it)."""
+    from facetviz.dataset_checks import input_spec
+    from facetviz.models import load_network
+    from facetviz.settings import DatasetSettings, ModelSettings
+
+    shape, classes = input_spec(DatasetSettings.from_config(config["dataset"]))
+    weights = REPO / "results" / "default" / "model" / "model.pt"
+    return load_network(ModelSettings.from_config(config["model"]), shape, len(classes), weights)

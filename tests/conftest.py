@@ -155,6 +155,18 @@ def facet_settings(**values) -> FacetSettings:
 
 NEURON = {"name": "footwear", "layer": "classifier.5", "unit": 0, "select": "label"}
 
+# a generator that trains in a second or two on the small synthetic Fashion-MNIST
+SMALL_PRIOR = {"images": None, "epochs": 20, "batch_size": 32, "width": 16, "lr": 0.005}
+
+
+def prior_settings(**values):
+    """Typed priors settings: the schema's defaults, small ones for tests, and `values`."""
+    from facetviz.settings import PriorSettings
+
+    minimal = {"facets": {"layer": "classifier.3"}, "neurons": [NEURON],
+               "priors": {**SMALL_PRIOR, **values}}  # fmt: skip
+    return PriorSettings.from_config(validated(minimal)["priors"])
+
 
 # The embedded CNN as the default config has it (width 16), for the tests' networks.
 EMBEDDED = model_settings()
@@ -408,3 +420,47 @@ def slurm_snakemake_args(cluster: Cluster, jobs: int = 4) -> list[str]:
         "--max-threads",
         str(cluster.cpus),
     ]
+
+
+@pytest.fixture
+def one_thread():
+    """Small models and batches: one thread is faster than two, and on a busy 2-core machine
+    (another job on the other core) dozens of times faster, as OpenMP's threads wait on it."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session")
+def small_generator(small_run: Path, small_run_network: Network, coarse_fashion) -> Path:
+    """A generator of the small run's codes (classifier.3), trained briefly: its checkpoint."""
+    from facetviz.priors_training import fit_generator, save_prior
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        images = coarse_fashion.pixels(np.arange(len(coarse_fashion)))
+        G = fit_generator(small_run_network, images, "classifier.3", prior_settings(), seed=0)
+    finally:
+        torch.set_num_threads(threads)
+    save_prior(small_run / "priors" / "generator.pt", G, {"code_layer": "classifier.3"})
+    return small_run / "priors" / "generator.pt"
+
+
+def learned_prior_task(small_run: Path, seed: int = 0) -> Task:
+    """The small run's two neurons as one synthesis task (the learned priors' tests)."""
+    from facetviz.facet_record import FacetRecord
+    from facetviz.synthesis.job import build_task
+
+    records = [FacetRecord.read(small_run / "facets" / f"{n}.h5") for n in ("tops", "ch2")]
+    return build_task(records, seed, "classifier.3", "cpu")
+
+
+def prior_method(name: str, network: Network, generator: Path, dataset, **settings):
+    """A learned-prior method (dgn, ppgn, g_centroid) with its generator and dataset."""
+    from facetviz.synthesis import methods
+
+    context = methods.Context(network, 1.0, False, {"generator": generator},
+                              dataset=lambda: dataset)  # fmt: skip
+    return methods.method_class(name)(methods.method_settings(name, settings), context)

@@ -9,13 +9,14 @@ from dataclasses import dataclass, replace
 import pytest
 import torch
 import yaml
-from conftest import REPO, make_task
+from conftest import REPO, learned_prior_task, make_task, prior_method
 
-from facetviz.errors import ConfigError
+from facetviz.errors import ConfigError, FacetvizError
 from facetviz.models import Network, capture
 from facetviz.synthesis import methods
 from facetviz.synthesis.methods import Context, Method, Task
 from facetviz.synthesis.objectives import Forward, Unit, facet_distance, units
+from facetviz.synthesis.render import CodeSteps, code_ascent
 
 
 def run(method: str, network: Network, task: Task, steps_scale: float, **settings):
@@ -31,7 +32,11 @@ def codes(network: Network, images: torch.Tensor) -> torch.Tensor:
     return out["classifier.3"].flatten(1)
 
 
-@pytest.mark.parametrize("method", methods.BUILT_IN)
+# the learned priors need a generator and the facets' real images: tested below
+PIXEL_METHODS = [name for name in methods.BUILT_IN if not methods.learned_prior([name])]
+
+
+@pytest.mark.parametrize("method", PIXEL_METHODS)
 def test_every_method_raises_activation_and_is_reproducible(
     random_network: Network, method: str
 ) -> None:
@@ -314,3 +319,132 @@ def test_image_results_do_not_depend_on_batch_mates(
     torch.testing.assert_close(value_a, value_b, rtol=0.02, atol=0.0)
     assert torch.equal(classes_a, classes_b)
     assert (a.images - b.images[mates]).abs().mean() < 0.005
+
+
+# --- the learned priors ---------------------------------------------------------------------
+
+
+@pytest.fixture
+def prior_task(small_run):
+    return learned_prior_task(small_run)
+
+
+def chain(name, network, generator, dataset, task, **settings):
+    method = prior_method(name, network, generator, dataset, **settings)
+    image = method.parameterization(task)
+    return method, image, method.optimize(task, image, method.objective(task))
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_dgn_raises_the_unit_from_the_facets_codes_and_stays_in_bounds(
+    small_run_network, small_generator, coarse_fashion, prior_task
+) -> None:
+    forward, objective = Forward(small_run_network), units(prior_task.units)
+    method, image, result = chain("dgn", small_run_network, small_generator, coarse_fashion,
+                                  prior_task, steps=30, facet_constraint="none")  # fmt: skip
+    G = image.generator
+    torch.testing.assert_close(image.start, G(G.clip(image.facets.centroid)))
+    with torch.no_grad():
+        gain = forward(objective, result.images) - forward(objective, image.start)
+    assert torch.all(gain > 0), gain
+    assert torch.all(image.codes <= G.upper + 1e-6) and torch.all(image.codes >= G.lower - 1e-6)
+    _, _, repeat = chain("dgn", small_run_network, small_generator, coarse_fashion,
+                         learned_prior_task(small_generator.parent.parent),
+                         steps=30, facet_constraint="none")  # fmt: skip
+    assert torch.equal(result.images, repeat.images)  # same seed, same image
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_the_facet_constraint_holds_each_code_near_its_start(
+    small_run_network, small_generator, coarse_fashion, prior_task
+) -> None:
+    _, free, _ = chain("dgn", small_run_network, small_generator, coarse_fashion, prior_task,
+                       steps=30, facet_constraint="none", lr_start=0.5, lr_end=0.5)  # fmt: skip
+    _, held, _ = chain("dgn", small_run_network, small_generator, coarse_fashion, prior_task,
+                       steps=30, radius_scale=0.25, lr_start=0.5, lr_end=0.5)  # fmt: skip
+    radius = 0.25 * held.facets.radius
+    moved = (held.codes - held.facets.centroid).norm(dim=1)
+    assert torch.all(moved <= radius * 1.001 + 1e-5)
+    assert torch.any((free.codes - free.facets.centroid).norm(dim=1) > radius)
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_each_term_of_the_sampler_alone(
+    small_run_network, small_generator, coarse_fashion, prior_task
+) -> None:
+    """eps2 alone raises the unit's log-probability; eps1 alone moves h towards E(G(h)) (the
+    joint model's fixed points); eps3 alone is noise: it moves h and depends on the seed."""
+    common = {"steps": 20, "facet_constraint": "none", "epsilon1": 0.0, "epsilon2": 0.0,
+              "epsilon3": 0.0, "lr_start": 0.05, "lr_end": 0.05}  # fmt: skip
+    method, image, result = chain("ppgn", small_run_network, small_generator, coarse_fashion,
+                                  prior_task, **{**common, "epsilon2": 1.0})  # fmt: skip
+    forward = Forward(small_run_network)
+    with torch.no_grad():
+        objective = method.objective(prior_task)
+        assert torch.all(forward(objective, result.images) > forward(objective, image.start))
+
+    def prior_gap(codes):
+        with torch.no_grad(), capture(small_run_network.module, ["classifier.3"]) as outputs:
+            small_run_network(image.generator(codes))
+        return (outputs["classifier.3"] - codes).norm(dim=1)
+
+    _, prior_only, _ = chain("ppgn", small_run_network, small_generator, coarse_fashion,
+                             prior_task, **{**common, "epsilon1": 1.0})  # fmt: skip
+    assert prior_gap(prior_only.codes).mean() < prior_gap(prior_only.facets.centroid).mean()
+    _, noisy, _ = chain("ppgn", small_run_network, small_generator, coarse_fashion, prior_task,
+                        **{**common, "epsilon3": 1.0})  # fmt: skip
+    _, other, _ = chain("ppgn", small_run_network, small_generator, coarse_fashion,
+                        learned_prior_task(small_generator.parent.parent, seed=1),
+                        **{**common, "epsilon3": 1.0})  # fmt: skip
+    assert not torch.equal(noisy.codes, noisy.facets.centroid)
+    assert not torch.equal(noisy.codes, other.codes)
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_ppgn_without_prior_and_noise_is_plain_ascent_in_code_space(
+    small_run_network, small_generator, coarse_fashion, prior_task
+) -> None:
+    settings = {"steps": 10, "epsilon1": 0.0, "epsilon3": 0.0, "save_every": 5}
+    method, image, result = chain("ppgn", small_run_network, small_generator, coarse_fashion,
+                                  prior_task, **settings)  # fmt: skip
+    start = method.parameterization(learned_prior_task(small_generator.parent.parent))
+    plain = code_ascent(Forward(small_run_network), method.objective(prior_task), start,
+                        CodeSteps(10, (1.0, 1.0), jitter_pixels=1), start_generators(),
+                        project=method.constraint(start))  # fmt: skip
+    assert torch.equal(result.images, plain.images)
+    assert result.samples.shape == (2, *result.images.shape)  # the chain, every 5 steps
+    assert not torch.equal(result.samples[0], result.samples[1])
+
+
+def start_generators():
+    from conftest import SMALL_RUN_NEURONS
+
+    from facetviz.synthesis.job import image_seed
+
+    counts = {"tops": 3, "ch2": 2}
+    return [torch.Generator().manual_seed(image_seed(0, n, i)) for n in SMALL_RUN_NEURONS
+            for i in range(counts[n])]  # fmt: skip
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_a_generator_of_another_code_layer_is_refused_before_any_step(
+    small_run_network, coarse_fashion, prior_task, tmp_path
+) -> None:
+    from facetviz.priors import Generator
+    from facetviz.priors_training import save_prior
+
+    save_prior(tmp_path / "g.pt", Generator(64, (1, 28, 28), 8), {"code_layer": "classifier.3"})
+    method = prior_method("dgn", small_run_network, tmp_path / "g.pt", coarse_fashion)
+    with pytest.raises(FacetvizError, match="inverts 64 units of layer 'classifier.3'.*256"):
+        method.run(prior_task)
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_the_generators_reference_draws_the_centroids(
+    small_run_network, small_generator, coarse_fashion, prior_task
+) -> None:
+    reference = prior_method("g_centroid", small_run_network, small_generator, coarse_fashion)
+    result, start = reference.run(prior_task)
+    dgn = prior_method("dgn", small_run_network, small_generator, coarse_fashion)
+    torch.testing.assert_close(result.images, dgn.parameterization(prior_task).start)
+    assert torch.equal(result.images, start) and result.trace.shape == (1, 5)

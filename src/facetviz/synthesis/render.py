@@ -254,6 +254,7 @@ def code_ascent(
         progress.update(1)
     with torch.no_grad():
         images = G(codes)
+    image.codes = codes.detach()  # where the codes ended, as a parameterization's parameters do
     stacked = torch.stack(samples).cpu() if samples else torch.empty(0, *images.shape)
     return Result(images, trace.cpu(), stacked)
 
