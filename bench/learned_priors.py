@@ -73,9 +73,8 @@ def main() -> int:
     for name, values in rates.items():
         median = statistics.median(values)
         ratio = f", {median / base:.2f}x mfv" if base else ""
-        print(
-            f"{name:<11} {median:8.2f} images/s (runs: {', '.join(f'{v:.2f}' for v in values)}){ratio}"
-        )
+        runs = ", ".join(f"{v:.2f}" for v in values)
+        print(f"{name:<11} {median:8.2f} images/s (runs: {runs}){ratio}")
     return 0
 
 
