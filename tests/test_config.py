@@ -273,3 +273,31 @@ def test_torchvision_model_config():
     config["neurons"][1]["unit"] = 512
     with pytest.raises(ConfigError, match=r"which has 512 units"):
         check_run_config(config)
+
+
+def test_the_evaluation_and_comparison_configs_are_the_default_setting() -> None:
+    """config/evaluation.yaml measures the default run: the same settings but for its name, the
+    seeds and the class units only (what the oracle scores); config/comparison.yaml is the
+    default run with every built-in method."""
+    import yaml
+    from conftest import REPO
+
+    from facetviz.synthesis.methods import BUILT_IN
+
+    def read(name: str) -> dict:
+        return yaml.safe_load((REPO / "config" / name).read_text())
+
+    default, evaluation, comparison = map(
+        read, ("config.yaml", "evaluation.yaml", "comparison.yaml")
+    )
+    assert len(evaluation["evaluation"]["seeds"]) >= 5
+    assert len(evaluation["evaluation"]["train_seeds"]) >= 3
+    assert evaluation["neurons"] == [n for n in default["neurons"] if n.get("select") == "label"]
+    assert comparison["synthesis"].pop("methods") == list(BUILT_IN)
+    assert comparison["run"] == "comparison" and evaluation["run"] == "evaluation"
+    for config in (default, evaluation, comparison):
+        for key in ("run", "evaluation", "neurons"):
+            config.pop(key, None)
+    default_methods = default["synthesis"].pop("methods")
+    assert evaluation["synthesis"].pop("methods") == default_methods
+    assert evaluation == default and comparison == default

@@ -23,9 +23,10 @@ from pathlib import Path
 import h5py
 import pytest
 import yaml
-from conftest import make_image_folder, partial_files, slurm_snakemake_args
+from conftest import REPO, make_image_folder, partial_files, slurm_snakemake_args
 from fault_models import CLASSES, CODE_LAYER, FOLDER_RUN, folder_config
 from slurm_cluster import Cluster
+from snakemake.utils import validate
 from test_workflow import snakemake, snakemake_command
 
 pytestmark = [pytest.mark.workflow, pytest.mark.usefixtures("fault_models_importable")]
@@ -114,6 +115,8 @@ def test_sigterm_makes_a_stage_remove_its_partial_output(tmp_path: Path):
     """What scancel, a SLURM time limit or a stopping snakemake send, straight to a stage: it
     unwinds, removes its partial file and says so (the SLURM test above needs a cluster)."""
     config = folder_config(make_image_folder(tmp_path / "train", CLASSES), sleep=1.0)
+    # the settings a rule passes are those of the validated config, with the schema's defaults
+    validate(config, str(REPO / "workflow" / "schemas" / "config.schema.yaml"))
     settings = {key: config[key] for key in ("dataset", "model", "device")}
     settings.update(seed=0, facet_layer=CODE_LAYER, target_layers=[CODE_LAYER], batch_size=4)
     out = tmp_path / "activations.h5"
@@ -203,8 +206,9 @@ def test_two_runs_at_once_in_one_checkout(tmp_path: Path):
     """Different `run` names write disjoint outputs, so Snakemake's lock lets both proceed and
     both finish; a second start of the same run is refused by that lock, with its message."""
     root = make_image_folder(tmp_path / "train", CLASSES)
-    # the forward pass and one neuron's facets each
-    configs = {name: folder_config(root, run=name) for name in ("first", "second")}
+    # the forward pass and one neuron's facets each, a forward pass slow enough (1 s a batch)
+    # that both runs still hold their locks when the second start of "first" builds its DAG
+    configs = {name: folder_config(root, run=name, sleep=1.0) for name in ("first", "second")}
     targets = {name: f"results/{name}/facets/logit-a.json" for name in configs}
     runs = {
         name: start(tmp_path, config, name, "--cores", "1", targets[name])

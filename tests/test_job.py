@@ -33,11 +33,14 @@ def test_synthesize_batch_writes_the_documented_outputs(small_run: Path, small_s
     ]
     facets = FacetRecord.read(small_run / "facets" / "tops.h5")
     with h5py.File(out / "images.h5", "r") as handle:
-        assert set(handle) == {"images", "init", "trace", "activation_init", "activation_final"}
+        assert set(handle) == {
+            *("images", "init", "trace", "activation_init", "activation_final", "samples")
+        }
         assert handle.attrs["method"] == "mfv"
     result = SynthesisRecord.read(out)
     assert result.neuron == facets.neuron
     assert result.images.shape == (3, 1, 28, 28)
+    assert result.samples.shape == (0, 3, 1, 28, 28)  # mfv is no sampler: its chain is empty
     assert result.images.min() >= 0 and result.images.max() <= 1
     np.testing.assert_array_equal(result.init, facets.mean_images)
     assert result.trace.shape == (4 + 3 + 1 + 1, 3)  # the 4 octaves at 2 % steps

@@ -361,11 +361,26 @@ def test_the_facet_constraint_holds_each_code_near_its_start(
     _, free, _ = chain("dgn", small_run_network, small_generator, coarse_fashion, prior_task,
                        steps=30, facet_constraint="none", lr_start=0.5, lr_end=0.5)  # fmt: skip
     _, held, _ = chain("dgn", small_run_network, small_generator, coarse_fashion, prior_task,
-                       steps=30, radius_scale=0.25, lr_start=0.5, lr_end=0.5)  # fmt: skip
+                       steps=30, facet_constraint="trust_region", radius_scale=0.25,
+                       lr_start=0.5, lr_end=0.5)  # fmt: skip
     radius = 0.25 * held.facets.radius
     moved = (held.codes - held.facets.centroid).norm(dim=1)
     assert torch.all(moved <= radius * 1.001 + 1e-5)
     assert torch.any((free.codes - free.facets.centroid).norm(dim=1) > radius)
+    # the default, a cone around the start code's direction: each step projects onto it and
+    # then clips to the code bounds (the clip can turn a code a little out of a cone this
+    # narrow), so the codes turn far less than free ones, not exactly within the half-angle
+    _, coned, _ = chain("dgn", small_run_network, small_generator, coarse_fashion, prior_task,
+                        steps=30, lr_start=0.5, lr_end=0.5)  # fmt: skip
+    half_angle = 0.15 * coned.facets.angle
+    start = coned.generator.clip(coned.facets.centroid)  # the cone's axis: the start code
+
+    def angle(codes: torch.Tensor) -> torch.Tensor:
+        cosine = torch.nn.functional.cosine_similarity(codes, start, dim=1)
+        return torch.arccos(cosine.clamp(-1, 1))
+
+    assert torch.all(angle(coned.codes) < angle(free.codes) / 5)
+    assert torch.all(angle(free.codes) > half_angle * 10)
 
 
 @pytest.mark.usefixtures("one_thread")

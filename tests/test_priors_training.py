@@ -12,9 +12,10 @@ from conftest import prior_settings
 
 from facetviz.errors import FacetvizError
 from facetviz.models import Network
-from facetviz.priors import Generator
+from facetviz.priors import Generator, build
 from facetviz.priors_training import (
     encode,
+    encode_shaped,
     fit_dae,
     fit_generator,
     load_prior,
@@ -54,7 +55,7 @@ def test_every_loss_term_trains(small_run_network: Network, coarse_fashion) -> N
         {"adversarial_weight": 0.1},
     ):
         G = fit_generator(small_run_network, images, "classifier.3", prior_settings(**extra), 0)
-        assert not torch.equal(G.body.fc[0].weight, plain.body.fc[0].weight), extra
+        assert not torch.equal(G.body.entry[0].weight, plain.body.entry[0].weight), extra
 
 
 def test_train_generator_writes_checkpoint_and_metrics(
@@ -117,6 +118,19 @@ def test_the_generator_follows_the_input_size() -> None:
     assert type(big.body).__name__ == "UpconvGenerator"
     assert big(torch.rand(1, 32)).shape == (1, 3, 227, 227)
     assert len([m for m in big.body.fc if isinstance(m, torch.nn.Linear)]) == 3
+
+
+def test_a_conv_layers_code_keeps_its_map(small_run_network: Network) -> None:
+    """conv3's C×7×7 code enters the small generator through a conv, not a 3136 × 3136 fc;
+    the shape travels in the checkpoint's meta, so a loaded G is built the same way."""
+    codes, shape = encode_shaped(small_run_network, torch.rand(2, 1, 28, 28), "features.7")
+    assert shape[1:] == (7, 7) and codes.shape == (2, shape[0] * 49)
+    G = Generator(codes.shape[1], (1, 28, 28), 8, shape)
+    assert isinstance(G.body.entry[0], torch.nn.Conv2d) and G(codes).shape == (2, 1, 28, 28)
+    assert isinstance(Generator(codes.shape[1], (1, 28, 28), 8).body.entry[0], torch.nn.Linear)
+    rebuilt = build(G.meta())
+    rebuilt.load_state_dict(G.state_dict())
+    torch.testing.assert_close(rebuilt(codes), G(codes))
 
 
 def test_encode_reads_the_code_layer(small_run_network: Network) -> None:

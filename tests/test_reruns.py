@@ -18,7 +18,7 @@ import yaml
 from conftest import REPO
 from test_workflow import snakemake, snakemake_command, tiny_config
 
-from facetviz.synthesis.methods import references_for
+from facetviz.synthesis.methods import learned_prior, references_for
 
 pytestmark = pytest.mark.workflow
 
@@ -115,6 +115,21 @@ def test_one_methods_setting_reruns_only_that_method(default_run) -> None:
     jobs = plan(workdir, changed(config, "synthesis", fourier={"learning_rate": 0.02}))
     expected = {"synthesize": batches(config), "synthesis_metrics": 1, "all": 1, **EVALUATION}
     assert jobs == {**expected, **dict.fromkeys(ALL_METHODS, 1)}
+
+
+def test_priors_setting_reruns_the_generator_and_learned_prior_methods_only(default_run) -> None:
+    workdir, config = default_run
+    jobs = plan(workdir, changed(config, "priors", epochs=2))
+    learned = [name for name in methods_and_references(config) if learned_prior([name])]
+    assert sorted(learned) == ["dgn", "dgn_released", "g_centroid", "ppgn"]
+    assert jobs == {
+        "generator": 1,
+        "synthesize": batches(config) * len(learned),
+        "synthesis_metrics": 1,
+        **EVALUATION,
+        **dict.fromkeys(ALL_METHODS, 1),
+        "all": 1,
+    }
 
 
 @pytest.mark.parametrize(

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from conftest import facet_record, synthesize
 
 from facetviz.data import FacetDataset
@@ -130,3 +131,27 @@ def test_a_real_image_is_plausible_and_on_the_path_noise_is_neither(scored: dict
     assert noise["plausibility"] < real["plausibility"]
     assert noise["kid"] > real["kid"]
     assert max(noise["path_profile"]) < min(real["path_profile"])
+
+
+def test_chain_scores_measure_how_a_chain_moves(small_oracle) -> None:
+    """A chain that stands still scores distance 0 and no class change; one that alternates
+    between two images the oracle tells apart changes class at every step, at their distance."""
+    from facetviz.oracle import classify, load_oracle
+    from facetviz.synthesis_metrics import chain_scores
+
+    oracle, _names = load_oracle(small_oracle[0] / "o.pt")
+    candidates = np.random.default_rng(0).random((40, 1, 28, 28)).astype(np.float32)
+    candidates[20:] = 0.0
+    predicted = classify(oracle, torch.from_numpy(candidates)).argmax(1).numpy()
+    first, second = next(
+        (i, j) for i in range(40) for j in range(40) if predicted[i] != predicted[j]
+    )
+    still = np.repeat(candidates[first][None, None], 5, axis=0)  # [S=5, k=1, C, H, W]
+    assert chain_scores(still, oracle) == {"chain_distance": 0.0, "chain_class_changes": 0.0}
+    moving = np.stack([candidates[first if s % 2 == 0 else second][None] for s in range(5)])
+    scores = chain_scores(moving, oracle)
+    assert scores["chain_class_changes"] == 4.0
+    # 6 of the 10 pairs differ, each by the images' mean absolute difference
+    gap = float(np.abs(candidates[first] - candidates[second]).mean())
+    assert scores["chain_distance"] == pytest.approx(gap * 6 / 10, rel=1e-4)
+    assert chain_scores(moving[:1], oracle)["chain_distance"] is None  # no chain: not a sampler

@@ -393,10 +393,14 @@ def test_torchvision_model_on_image_folder(tmp_path: Path):
         assert json.loads(handle.attrs["class_names"]) == ["first", "rest"]
     summary = json.loads((results / "facets" / "logit-1.json").read_text())
     assert summary["images"] == 22  # the two folders merged into "rest"
+    # one RGB image per facet; how many facets a random network's channel has (k = 2 less those
+    # under min_size) is a float result that may differ between machines
+    facets = len(json.loads((results / "facets" / "l4-ch5.json").read_text())["facets"])
+    assert facets in (1, 2)
     with h5py.File(
         results / "synthesis" / "mfv" / "batch-001" / "l4-ch5" / "images.h5", "r"
     ) as handle:
-        assert handle["images"].shape == (2, 3, 64, 64)
+        assert handle["images"].shape == (facets, 3, 64, 64)
     assert (
         Image.open(results / "synthesis" / "mfv" / "batch-000" / "logit-1" / "facet_00.png").mode
         == "RGB"
@@ -416,11 +420,14 @@ def test_paper_config_runs_end_to_end_with_random_weights(tmp_path: Path):
     config["activations"]["batch_size"] = 16
     config["facets"].update(k=2, m=2, pca_dims=4, perplexity=2, min_size=1)
     config["synthesis"]["steps_scale"] = 0.01
+    config["priors"].update(images=16, epochs=1, batch_size=8)  # the upconv generator, briefly
     result = snakemake(tmp_path, config)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
     log = result.stdout + result.stderr
     assert log.count("rule activations_shard:") == config["activations"]["shards"]
     results = tmp_path / "results" / "paper-alexnet"
+    generator = json.loads((results / "priors" / "generator.json").read_text())
+    assert generator["code_layer"] == "classifier.2" and generator["architecture"] == "upconv"
     with h5py.File(results / "activations.h5", "r") as handle:
         assert handle["codes"].shape == (6 * len(wnids), 4096)  # fc7
         assert handle["layers/classifier.6/value"].shape == (6 * len(wnids), 1000)

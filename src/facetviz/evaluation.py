@@ -28,6 +28,8 @@ METRICS = (
     "plausible",
     "kid",
     "path_leaves",
+    "chain_distance",
+    "chain_class_changes",
 )
 
 
@@ -43,8 +45,9 @@ def per_seed_rows(reports: Mapping[str, Mapping[str, Any]], trees: Mapping[str, 
     for tree, report in reports.items():
         for method, summary in report["summary"].items():
             row = {"tree": tree, **trees[tree], "method": method}
-            row |= {key: summary[key] for key in METRICS}
+            row |= {key: summary.get(key) for key in METRICS}  # None: not this method's
             row |= {f"shown:{u}": ok for u, ok in summary["all_classes_shown"].items()}
+            row |= {f"classes:{u}": n for u, n in summary.get("classes_shown", {}).items()}
             rows.append(row)
     return rows
 
@@ -58,6 +61,11 @@ def summarize_method(rows: Sequence[Mapping[str, Any]], profiles: list[list[floa
     units = [key.split(":", 1)[1] for key in rows[0] if key.startswith("shown:")]
     result["all_classes_shown"] = {
         unit: share([bool(row[f"shown:{unit}"]) for row in rows]).as_dict() for unit in units
+    }
+    result["classes_shown"] = {  # how many of its fine classes a unit shows, over the seeds
+        unit: summarize([row[f"classes:{unit}"] for row in rows]).as_dict()
+        for unit in units
+        if all(f"classes:{unit}" in row for row in rows)
     }
     profile = np.array(profiles)
     result["path_profile"] = {
@@ -103,6 +111,8 @@ def summary_rows(summary: Mapping[str, Any]) -> list[dict[str, Any]]:
         for unit, claim in result["all_classes_shown"].items():
             rows.append({"method": method, "metric": f"all classes shown: {unit}",
                          "mean": claim["share"], "n": claim["n"]})  # fmt: skip
+        for unit, count in result.get("classes_shown", {}).items():
+            rows.append({"method": method, "metric": f"classes shown: {unit}", **_rounded(count)})
     return rows
 
 

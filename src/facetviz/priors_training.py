@@ -23,7 +23,7 @@ from torch import nn
 from facetviz.data import FacetDataset
 from facetviz.errors import FacetvizError
 from facetviz.models import Network, capture
-from facetviz.priors import CodeDAE, Generator, build
+from facetviz.priors import CodeDAE, Generator, UpconvGenerator, build
 from facetviz.progress import Progress, log
 from facetviz.settings import PriorSettings
 
@@ -31,12 +31,19 @@ from facetviz.settings import PriorSettings
 @torch.no_grad()
 def encode(network: Network, images: torch.Tensor, layer: str, batch_size: int = 512):
     """E(x): the flattened code of images at `layer` [n, D]."""
+    return encode_shaped(network, images, layer, batch_size)[0]
+
+
+def encode_shaped(
+    network: Network, images: torch.Tensor, layer: str, batch_size: int = 512
+) -> tuple[torch.Tensor, tuple[int, ...]]:
+    """E(x) flattened [n, D], and the shape of one image's code before flattening."""
     parts = []
     for batch in images.split(batch_size):
         with capture(network.module, [layer]) as out:
             network(batch)
         parts.append(out[layer].flatten(1).float())
-    return torch.cat(parts)
+    return torch.cat(parts), tuple(out[layer].shape[1:])
 
 
 def training_images(dataset: FacetDataset, count: int | None, seed: int) -> torch.Tensor:
@@ -112,8 +119,8 @@ def fit_generator(
 ) -> Generator:
     """Train G on `images` (pixels in [0, 1]) and their codes at `code_layer`."""
     torch.manual_seed(seed)
-    codes = encode(network, images, code_layer)
-    G = Generator(codes.shape[1], tuple(images.shape[1:]), settings.width)
+    codes, code_shape = encode_shaped(network, images, code_layer)
+    G = Generator(codes.shape[1], tuple(images.shape[1:]), settings.width, code_shape)
     G.set_code_statistics(codes)
     D = Discriminator(images.shape[1], codes.shape[1]) if settings.adversarial_weight > 0 else None
     optimizer = torch.optim.Adam(G.parameters(), lr=settings.lr)
@@ -276,11 +283,14 @@ def train_generator(
     oracle = load_oracle(oracle_path) if oracle_path else None
     metrics = generator_metrics(G, network, test_set, code_layer, oracle)
     metrics |= {
+        "code_layer": code_layer,
+        "architecture": "upconv" if isinstance(G.body, UpconvGenerator) else "small",
         "train_images": len(images),
         "epochs": settings.epochs,
         "seconds": round(seconds, 1),
     }
-    log.info("generator: %s", ", ".join(f"{k} {v:.4g}" for k, v in metrics.items()))
+    log.info("generator: %s", ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
+                                        for k, v in metrics.items()))  # fmt: skip
     save_prior(checkpoint, G, {"code_layer": code_layer})
     write_json(metrics_path, metrics)
     return metrics

@@ -7,7 +7,9 @@ each facet image:
 - transferability: share predicted as one of the unit's fine classes (its coarse class);
 - diversity: distinct fine classes predicted among the unit's images;
 - activation ratio: the unit's activation on the image / its best real image in that facet;
-- plausibility, KID and the processing path against the facets' real images (`facet_reals`).
+- plausibility, KID and the processing path against the facets' real images (`facet_reals`);
+- for a sampler's chains (`samples`, ppgn): how far apart a chain's samples are (mean absolute
+  pixel difference over its pairs) and how often the oracle's class changes along it.
 Multi-facet units are those whose images span at least two fine classes; the summary pools them.
 """
 
@@ -45,9 +47,11 @@ COLUMNS = (
     "plausible",
     "kid",
     "path_leaves",
+    "chain_distance",
+    "chain_class_changes",
 )
 ROUNDED = ("fidelity", "transferability", "activation_ratio_median", "plausibility", "plausible",
-           "kid", "path_leaves")  # fmt: skip
+           "kid", "path_leaves", "chain_distance", "chain_class_changes")  # fmt: skip
 
 
 def score_unit(
@@ -82,6 +86,24 @@ def score_unit(
         "activation_ratio_median": float(np.nanmedian(ratio)) if np.isfinite(ratio).any() else None,
         "predicted": [names[c] for c in predicted],
         "facet_majority": [names[c] for c in majority],
+    }
+
+
+def chain_scores(samples: np.ndarray, oracle: OracleNet) -> dict[str, float | None]:
+    """A unit's chains, samples [S, k, C, H, W]: the mean over chains of the mean absolute pixel
+    difference between two of its samples, and of the oracle's class changes along it."""
+    if len(samples) < 2:
+        return {"chain_distance": None, "chain_class_changes": None}
+    steps, chains = samples.shape[:2]
+    flat = torch.from_numpy(samples.reshape(steps, chains, -1)).float().transpose(0, 1)
+    pairs = torch.cdist(flat, flat, p=1) / flat.shape[-1]  # [k, S, S]
+    distance = pairs.sum((1, 2)) / (steps * (steps - 1))
+    predicted = classify(oracle, torch.from_numpy(samples.reshape(-1, *samples.shape[2:])))
+    classes = predicted.argmax(1).view(steps, chains)
+    changes = (classes[1:] != classes[:-1]).sum(0).float()
+    return {
+        "chain_distance": float(distance.mean()),
+        "chain_class_changes": float(changes.mean()),
     }
 
 
@@ -132,6 +154,7 @@ def score_methods(
         predicted = classify(oracle, torch.from_numpy(record.images)).argmax(1).numpy()
         scores = score_unit(facets, record.images, record.activation_final, predicted, oracle_names)
         scores |= plausibility(record.images, reals, oracle) | path_scores(paths, position)
+        scores |= chain_scores(record.samples, oracle)
         units.append({"method": method, "neuron": facets.neuron.name, **scores})
     return units
 
@@ -154,12 +177,20 @@ def _summarize(units: list[dict[str, Any]]) -> dict[str, Any]:
         "plausible": pooled(multi, "plausible"),
         "kid": float(np.mean([u["kid"] for u in multi])) if multi else None,
         "path_leaves": pooled(multi, "path_leaves"),
+        "chain_distance": _mean(multi, "chain_distance"),
+        "chain_class_changes": _mean(multi, "chain_class_changes"),
         "path_layers": multi[0]["path_layers"] if multi else [],
         "path_profile": _mean_profile(multi),
         "all_classes_shown": {
             u["neuron"]: len(u["classes_shown"]) == len(u["fine_classes"]) for u in units
         },
+        "classes_shown": {u["neuron"]: len(u["classes_shown"]) for u in units},
     }
+
+
+def _mean(units: list[dict[str, Any]], key: str) -> float | None:
+    values = [u[key] for u in units if u.get(key) is not None]
+    return float(np.mean(values)) if values else None
 
 
 def _mean_profile(units: list[dict[str, Any]]) -> list[float]:

@@ -16,7 +16,9 @@ rule generator:
         oracle=lambda wildcards, input: f"--oracle {input.oracle}" if input.oracle else "",
     log:
         "{tree}/logs/priors/generator.log",
-    threads: 4
+    # one thread: at 28 px a second one loses more to contention than it adds (bench/README.md),
+    # and the synthesis jobs that do not need the generator run beside it
+    threads: 1
     resources:
         **GPU,
     shell:
@@ -34,7 +36,7 @@ rule code_prior:
         settings=prior_settings,
     log:
         "{tree}/logs/priors/dae.log",
-    threads: 4
+    threads: 1
     resources:
         **GPU,
     shell:

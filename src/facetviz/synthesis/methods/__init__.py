@@ -1,8 +1,9 @@
 """The synthesis methods, one module each, found by name in a registry (`base`).
 
 Built in: the paper's `mfv` and `cbr`, the survey's baselines `plain`, `hand`, `fourier` and
-`diversity`, and its learned priors `dgn` and `ppgn`; the references `mean_image`,
-`nearest_real` and `g_centroid` (no optimization), which runs score beside their methods. A
+`diversity`, and its learned priors `dgn` (with `dgn_released`, the released unconstrained
+schedule) and `ppgn`; the references `mean_image`, `nearest_real` and `g_centroid` (no
+optimization), which runs score beside their methods. A
 method of your own is a module that subclasses `Method` and decorates it with `@register`,
 named in the config's `synthesis.plugins` (README, "Develop").
 """
@@ -38,7 +39,10 @@ from facetviz.synthesis.methods.base import (
 )
 
 # the methods that come with facetviz, in the order the docs list them; then the references
-BUILT_IN = ("mfv", "cbr", "plain", "hand", "fourier", "diversity", "dgn", "ppgn")
+BUILT_IN = (
+    *("mfv", "cbr", "plain", "hand", "fourier", "diversity"),
+    *("dgn", "dgn_released", "ppgn"),
+)
 REFERENCES = ("mean_image", "nearest_real", "g_centroid")
 
 
