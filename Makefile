@@ -34,6 +34,8 @@ bench: $(INSTALLED) dataset
 	$(PY) bench/dag_dryrun.py
 	$(PY) bench/synthesis_batching.py --steps-scale 0.25
 	$(PY) bench/tv_denoise.py
+	$(PY) bench/learned_priors.py --repeats 3
+	$(PY) bench/generator_code_layers.py
 
 $(INSTALLED): requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)

@@ -17,12 +17,12 @@ def width(summary: Summary) -> float:
 def test_identical_seeds_give_zero_width_and_the_value_itself():
     # 0.1 has no exact binary form: a plain mean of three of them is off by one ulp
     summary = summarize([0.1, 0.1, 0.1])
-    assert summary == Summary(mean=0.1, std=0.0, low=0.1, high=0.1, n=3)
+    assert summary == Summary(mean=0.1, std=0.0, low=0.1, high=0.1, n=3, run_low=0.1, run_high=0.1)
     assert width(summary) == 0
 
 
 def test_one_seed_is_a_point_without_spread():
-    assert summarize([0.42]) == Summary(mean=0.42, std=0.0, low=0.42, high=0.42, n=1)
+    assert summarize([0.42]) == Summary(0.42, 0.0, 0.42, 0.42, 1, run_low=0.42, run_high=0.42)
 
 
 def test_interval_contains_the_mean_and_narrows_with_more_seeds():
@@ -39,6 +39,10 @@ def test_interval_contains_the_mean_and_narrows_with_more_seeds():
         normal_width = 2 * 1.96 * summary.std / np.sqrt(seeds)
         assert 0.6 * normal_width < width(summary) < 1.2 * normal_width
         widths.append(width(summary))
+        # where single seeds fall: about the normal 95 % range, wider than the mean's interval
+        assert summary.run_low < summary.low and summary.high < summary.run_high
+        inside = np.mean((values >= summary.run_low) & (values <= summary.run_high))
+        assert 0.9 <= inside < 1.0 if seeds == 80 else inside >= 0.6
     assert widths[0] > widths[1] > widths[2]
 
 

@@ -6,10 +6,11 @@ import re
 import sys
 from dataclasses import dataclass, replace
 
+import numpy as np
 import pytest
 import torch
 import yaml
-from conftest import REPO, learned_prior_task, make_task, prior_method
+from conftest import REPO, learned_prior_task, make_task, prior_method, prior_settings
 
 from facetviz.errors import ConfigError, FacetvizError
 from facetviz.models import Network, capture
@@ -413,6 +414,40 @@ def test_each_term_of_the_sampler_alone(
                         **{**common, "epsilon3": 1.0})  # fmt: skip
     assert not torch.equal(noisy.codes, noisy.facets.centroid)
     assert not torch.equal(noisy.codes, other.codes)
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_ppgn_with_the_dae_prior_follows_the_autoencoder(
+    small_run_network, small_generator, coarse_fashion, prior_task, tmp_path
+) -> None:
+    """`prior: dae` needs the code prior (rule code_prior) as an input, and its term alone
+    moves h towards what the DAE reconstructs: R(h) - h shrinks along the chain."""
+    from facetviz.priors_training import encode, fit_dae, save_prior
+    from facetviz.synthesis import methods
+
+    settings = methods.method_settings("ppgn", {"prior": "dae"})
+    assert methods.method_class("ppgn").required_inputs(settings) == {
+        "generator": "priors/generator.pt", "dae": "priors/dae.pt"
+    }  # fmt: skip
+    images = coarse_fashion.pixels(np.arange(len(coarse_fashion)))
+    codes = encode(small_run_network, images, "classifier.3")
+    dae = fit_dae(codes, prior_settings(dae_epochs=20), seed=0)
+    save_prior(tmp_path / "dae.pt", dae, {"code_layer": "classifier.3"})
+    context = methods.Context(
+        small_run_network, 1.0, False, {"generator": small_generator, "dae": tmp_path / "dae.pt"},
+        dataset=lambda: coarse_fashion,
+    )  # fmt: skip
+    alone = {"steps": 20, "facet_constraint": "none", "epsilon2": 0.0, "epsilon3": 0.0,
+             "lr_start": 0.002, "lr_end": 0.002, "prior": "dae", "epsilon1": 1.0}  # fmt: skip
+    # (small steps: a normalized step has one size, and a large one overshoots R's fixed point)
+    method = methods.method_class("ppgn")(methods.method_settings("ppgn", alone), context)
+    image = method.parameterization(prior_task)
+    start = image.codes.clone()
+    method.optimize(prior_task, image, method.objective(prior_task))
+    with torch.no_grad():
+        gap = lambda h: (dae(h) - h).norm(dim=1)  # noqa: E731
+        assert gap(image.codes).mean() < gap(start).mean()
+    assert not torch.equal(image.codes, start)
 
 
 @pytest.mark.usefixtures("one_thread")

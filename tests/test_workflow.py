@@ -474,6 +474,12 @@ def test_default_config_dag_builds(tmp_path: Path):
     )
     assert out.count("rule synthesize:") == batches * methods
     assert out.count("rule oracle:") == out.count("rule synthesis_metrics:") == 1
+    # one generator for the learned priors; the code prior only where ppgn asks for it
+    assert out.count("rule generator:") == 1 and "rule code_prior:" not in out
+    default["synthesis"]["ppgn"]["prior"] = "dae"
+    dae = snakemake(tmp_path, default, "--dry-run")
+    assert dae.returncode == 0, dae.stderr[-3000:]
+    assert dae.stdout.count("rule code_prior:") == 1
 
 
 def test_paper_scale_dag_batches_neurons_and_asks_for_gpus(tmp_path: Path):

@@ -1,7 +1,9 @@
 """Confidence over seeds: a claim is a mean with a 95 % interval, or a share of seeds (DESIGN §6).
 
 A number from one synthesis seed (or one training seed) may be luck. `summarize` turns one value
-per seed into mean, sample standard deviation and a percentile-bootstrap interval of the mean;
+per seed into mean, sample standard deviation, a percentile-bootstrap interval of the mean, and
+the range where the central 95 % of single seeds fall (where one more run's value is expected:
+the interval of the mean narrows with more seeds, this range does not);
 `share` turns a yes/no per seed ("footwear shows all 3 fine classes") into the share of seeds
 where it holds. Both are deterministic (a fixed bootstrap seed), so the same values give the same
 interval on every machine, and JSON-friendly (`as_dict`).
@@ -21,13 +23,16 @@ BOOTSTRAP_SEED = 0
 
 @dataclass(frozen=True)
 class Summary:
-    """Mean over n seeds, sample std (0 for one seed) and a bootstrap interval low..high."""
+    """Mean over n seeds, sample std (0 for one seed), a bootstrap interval of the mean
+    low..high, and the 2.5th..97.5th percentile of the seeds' values, run_low..run_high."""
 
     mean: float
     std: float
     low: float
     high: float
     n: int
+    run_low: float | None = None
+    run_high: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -98,8 +103,10 @@ def summarize(
     array = _finite_values(values)
     smallest, largest = float(array.min()), float(array.max())
     if smallest == largest:
-        return Summary(mean=smallest, std=0.0, low=smallest, high=largest, n=array.size)
+        return Summary(smallest, 0.0, smallest, largest, array.size, smallest, largest)
     low, high = bootstrap_interval(array, confidence, resamples, seed)
+    tail = 100.0 * (1.0 - confidence) / 2.0
+    run_low, run_high = np.percentile(array, [tail, 100.0 - tail])
 
     def clip(value: float) -> float:
         return float(min(max(value, smallest), largest))
@@ -110,6 +117,8 @@ def summarize(
         low=clip(low),
         high=clip(high),
         n=int(array.size),
+        run_low=float(run_low),
+        run_high=float(run_high),
     )
 
 

@@ -247,7 +247,11 @@ def _check_fits(path: Path, meta, kind: str, network: Network, input_shape) -> N
             f"network's {layer!r} has {size}: it was made for another model or code layer "
             f"(priors.code_layer); {rerun}"
         )
-    if input_shape is not None and tuple(meta.get("input_shape", ())) != tuple(input_shape):
+    if (
+        kind == "generator"
+        and input_shape is not None
+        and tuple(meta["input_shape"]) != tuple(input_shape)
+    ):  # (a code prior draws codes, not images)
         raise FacetvizError(
             f"{path} draws {tuple(meta['input_shape'])} images but the model takes "
             f"{tuple(input_shape)}: {rerun}"

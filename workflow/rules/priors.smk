@@ -1,5 +1,5 @@
 # Learned priors: the generator that inverts the visualized network at priors.code_layer, and the
-# optional denoising autoencoder on its codes (priors.code_prior: dae), one per training tree.
+# optional denoising autoencoder on its codes (made when ppgn runs with `prior: dae`), one per training tree.
 # Only runs whose methods declare them as inputs (dgn, ppgn) make them.
 
 
