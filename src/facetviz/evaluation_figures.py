@@ -1,7 +1,7 @@
 """The evaluation's figures (from `evaluation/summary.json`), each in PNG and PDF:
 
 - Pareto figure: per method, the unit's activation relative to its best real image against
-  fidelity and against plausibility, with 95 % intervals over seeds; references as squares;
+  fidelity and against plausibility, with 95 % intervals over seeds; references in grey;
 - path figure: the processing-path score by depth of the visualized network, per method, against
   the real images' range.
 """
@@ -28,18 +28,34 @@ def _point(value: Mapping[str, Any]) -> tuple[float, tuple[float, float]]:
     return value["mean"], (value["mean"] - value["low"], value["high"] - value["mean"])
 
 
-def _pareto_panel(axis, methods: Mapping[str, Any], key: str, label: str) -> None:
+# references in greys, each with its own marker, so that no method shares their colour
+REFERENCE_STYLE = {"mean_image": ("0.15", "s"), "nearest_real": ("0.45", "D"),
+                   "g_centroid": ("0.65", "^")}  # fmt: skip
+
+
+def styles(methods: Sequence[str]) -> dict[str, tuple[Any, str]]:
+    """Method -> (colour, marker): methods in tab10's colours, references in greys."""
     colours = plt.get_cmap("tab10")
-    for index, (method, result) in enumerate(methods.items()):
+    ranked = [m for m in methods if m not in REFERENCES]
+    return {
+        m: REFERENCE_STYLE.get(m, ("0.3", "s")) if m in REFERENCES
+        else (colours(ranked.index(m) % 10), "o")
+        for m in methods
+    }  # fmt: skip
+
+
+def _pareto_panel(axis, methods: Mapping[str, Any], key: str, label: str) -> None:
+    style = styles(list(methods))
+    for method, result in methods.items():
         if result["activation_ratio_median"] is None or result[key] is None:
             continue
         x, x_err = _point(result["activation_ratio_median"])
         y, y_err = _point(result[key])
-        reference = method in REFERENCES
+        colour, marker = style[method]
         axis.errorbar(
             x, y, xerr=[[x_err[0]], [x_err[1]]], yerr=[[y_err[0]], [y_err[1]]],
-            fmt="s" if reference else "o", color=colours(index % 10),
-            markersize=8 if reference else 6, capsize=3, label=method,
+            fmt=marker, color=colour, markersize=8 if method in REFERENCES else 6, capsize=3,
+            label=method,
         )  # fmt: skip
     axis.axvline(1.0, color="grey", linewidth=0.8, linestyle="--")
     axis.set_xlabel("activation / best real image of the facet (median)", fontsize=8)
@@ -57,7 +73,7 @@ def pareto_figure(summary_path: str | Path, out_paths: Paths) -> None:
     axes[1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5))
     fig.suptitle(
         f"activation against facet identity, multi-facet class units; 95 % intervals over "
-        f"{seeds} seed{'s' if seeds != 1 else ''}; squares: references (no optimization)",
+        f"{seeds} seed{'s' if seeds != 1 else ''}; grey: references (no optimization)",
         fontsize=9,
     )
     save(fig, out_paths)
@@ -71,17 +87,16 @@ def path_figure(summary_path: str | Path, out_paths: Sequence[str | Path]) -> No
     axis.axhspan(-1.0, 0.0, color="lightgrey", alpha=0.6, label="real images: 5th pct to median")
     axis.axhline(-1.0 - MARGIN, color="grey", linewidth=0.8, linestyle=":",
                  label="flag: leaves the real range")  # fmt: skip
-    colours = plt.get_cmap("tab10")
-    for index, (method, result) in enumerate(summary["methods"].items()):
+    style = styles(list(summary["methods"]))
+    for method, result in summary["methods"].items():
         profile = result["path_profile"]
-        reference = method in REFERENCES
+        colour, marker = style[method]
         axis.plot(
-            depth, profile["mean"], marker="s" if reference else "o", markersize=4,
-            linestyle="--" if reference else "-", color=colours(index % 10),
+            depth, profile["mean"], marker=marker, markersize=4,
+            linestyle="--" if method in REFERENCES else "-", color=colour,
             label=f"{method} ({_share(result['path_leaves'])} leave)",
         )  # fmt: skip
-        axis.fill_between(depth, profile["low"], profile["high"], color=colours(index % 10),
-                          alpha=0.12)  # fmt: skip
+        axis.fill_between(depth, profile["low"], profile["high"], color=colour, alpha=0.12)
     axis.set_xticks(list(depth), layers, rotation=30, ha="right", fontsize=7)
     axis.set_ylabel("similarity to the facet's real images\n(0: their median, -1: 5th pct)",
                     fontsize=8)  # fmt: skip
