@@ -37,3 +37,14 @@ def default_network(config: dict[str, Any]):
     shape, classes = input_spec(DatasetSettings.from_config(config["dataset"]))
     weights = REPO / "results" / "default" / "model" / "model.pt"
     return load_network(ModelSettings.from_config(config["model"]), shape, len(classes), weights)
+
+
+def default_run_parts(threads: int):
+    """(config, trained network, DatasetSettings) of the default run, torch on `threads`."""
+    import torch
+
+    from facetviz.settings import DatasetSettings
+
+    torch.set_num_threads(threads)
+    config = default_config()
+    return config, default_network(config), DatasetSettings.from_config(config["dataset"])

@@ -30,18 +30,14 @@ def main() -> int:
     parser.add_argument("--variant", action="append", default=[], help="key=value,... of priors")
     args = parser.parse_args()
     sys.path.insert(0, str(REPO / "bench"))
-    import torch
     import yaml
-    from default_run import default_config, default_network
+    from default_run import default_run_parts
 
     from facetviz.data import open_dataset
     from facetviz.priors_training import train_generator
-    from facetviz.settings import DatasetSettings, PriorSettings
+    from facetviz.settings import PriorSettings
 
-    torch.set_num_threads(args.threads)
-    config = default_config()
-    network = default_network(config)
-    dataset = DatasetSettings.from_config(config["dataset"])
+    config, network, dataset = default_run_parts(args.threads)
     fit, test = dataset.training_splits
     fit_set = open_dataset(dataset, fit, config["seed"])
     test_set = open_dataset(dataset, test, config["seed"])

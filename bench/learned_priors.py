@@ -29,18 +29,14 @@ def main() -> int:
     parser.add_argument("--methods", nargs="+", default=["mfv", "dgn", "ppgn", "g_centroid"])
     args = parser.parse_args()
     sys.path.insert(0, str(REPO / "bench"))
-    import torch
-    from default_run import default_config, default_network
+    from default_run import default_run_parts
 
     from facetviz.data import open_dataset
-    from facetviz.settings import DatasetSettings, SynthesisSettings
+    from facetviz.settings import SynthesisSettings
     from facetviz.synthesis import methods
     from facetviz.synthesis.job import synthesize_batch
 
-    torch.set_num_threads(args.threads)
-    config = default_config()
-    network = default_network(config)
-    dataset = DatasetSettings.from_config(config["dataset"])
+    config, network, dataset = default_run_parts(args.threads)
     shared = SynthesisSettings.from_config(config["synthesis"])
     facets = [RESULTS / "facets" / f"{name}.h5" for name in CLASS_UNITS]
     inputs = {"generator": RESULTS / "priors" / "generator.pt"}

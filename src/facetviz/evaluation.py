@@ -18,19 +18,7 @@ import numpy as np
 from facetviz.intervals import share, summarize
 from facetviz.io import atomic_path, read_json, write_json
 from facetviz.progress import log
-
-METRICS = (
-    "fidelity",
-    "transferability",
-    "activation_ratio_median",
-    "mean_diversity",
-    "plausibility",
-    "plausible",
-    "kid",
-    "path_leaves",
-    "chain_distance",
-    "chain_class_changes",
-)
+from facetviz.synthesis_metrics import SUMMARY_METRICS as METRICS
 
 
 def tree_of(metrics_path: str | Path) -> str:

@@ -52,6 +52,10 @@ COLUMNS = (
 )
 ROUNDED = ("fidelity", "transferability", "activation_ratio_median", "plausibility", "plausible",
            "kid", "path_leaves", "chain_distance", "chain_class_changes")  # fmt: skip
+# a method's pooled numbers in the summary (`_summarize`), which the evaluation over seeds takes
+SUMMARY_METRICS = ("fidelity", "transferability", "activation_ratio_median", "mean_diversity",
+                   "plausibility", "plausible", "kid", "path_leaves", "chain_distance",
+                   "chain_class_changes")  # fmt: skip
 
 
 def score_unit(
