@@ -454,7 +454,7 @@ def test_ppgn_with_the_dae_prior_follows_the_autoencoder(
 def test_ppgn_without_prior_and_noise_is_plain_ascent_in_code_space(
     small_run_network, small_generator, coarse_fashion, prior_task
 ) -> None:
-    settings = {"steps": 10, "epsilon1": 0.0, "epsilon3": 0.0, "save_every": 5}
+    settings = {"steps": 10, "epsilon1": 0.0, "epsilon3": 0.0, "save_every": 5, "facet_weight": 0}
     method, image, result = chain("ppgn", small_run_network, small_generator, coarse_fashion,
                                   prior_task, **settings)  # fmt: skip
     start = method.parameterization(learned_prior_task(small_generator.parent.parent))

@@ -53,14 +53,16 @@ class Settings:
     decay: float = setting(0.0, "L2 decay of h per step (released: 0.01)", minimum=0, maximum=1)
     jitter: int = setting(1, "random translation of G(h) in pixels", minimum=0)
     # a cone keeps the facet where a ball must be too small to let the activation rise (on the
-    # default run a ball of 0.5 lost footwear's sneakers; README, "Learned priors")
+    # default run a ball of 0.5 lost footwear's sneakers), and the facet-keeping term holds the
+    # code's direction inside it; chosen on config/evaluation.yaml's training seeds (README,
+    # "Learned priors")
     facet_constraint: str = setting("cone", "what keeps each code in its facet", enum=CONSTRAINTS)
     radius_scale: float = setting(
-        0.15, "the constraint's size, in units of the facet members' median distance (trust "
+        0.12, "the constraint's size, in units of the facet members' median distance (trust "
         "region) or angle (cone) to their centroid", exclusiveMinimum=0,
     )  # fmt: skip
     facet_weight: float = setting(
-        0.0, "mfv's facet-keeping term in code space: the objective loses weight × the unit's "
+        1.0, "mfv's facet-keeping term in code space: the objective loses weight × the unit's "
         "mean activation × the cosine distance of E(G(h)) to the facet's centroid code",
         minimum=0,
     )  # fmt: skip
@@ -154,6 +156,7 @@ class ReleasedSettings(Settings):
     decay: float = setting(0.01, "L2 decay of h per step (released: 0.01)", minimum=0, maximum=1)
     facet_constraint: str = setting("none", "what keeps each code in its facet: nothing, as "
                                     "released", enum=CONSTRAINTS)  # fmt: skip
+    facet_weight: float = setting(0.0, "no facet-keeping term, as released", minimum=0)
 
 
 @register
