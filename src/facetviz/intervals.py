@@ -2,8 +2,9 @@
 
 A number from one synthesis seed (or one training seed) may be luck. `summarize` turns one value
 per seed into mean, sample standard deviation, a percentile-bootstrap interval of the mean, and
-the range where the central 95 % of single seeds fall (where one more run's value is expected:
-the interval of the mean narrows with more seeds, this range does not);
+the range the seeds' own values span (where a single run lands: the interval of the mean
+narrows with more seeds, this range does not; with n seeds a new run falls inside it with
+probability (n - 1) / (n + 1));
 `share` turns a yes/no per seed ("footwear shows all 3 fine classes") into the share of seeds
 where it holds. Both are deterministic (a fixed bootstrap seed), so the same values give the same
 interval on every machine, and JSON-friendly (`as_dict`).
@@ -24,7 +25,7 @@ BOOTSTRAP_SEED = 0
 @dataclass(frozen=True)
 class Summary:
     """Mean over n seeds, sample std (0 for one seed), a bootstrap interval of the mean
-    low..high, and the 2.5th..97.5th percentile of the seeds' values, run_low..run_high."""
+    low..high, and the smallest and largest of the seeds' values, run_low..run_high."""
 
     mean: float
     std: float
@@ -105,8 +106,6 @@ def summarize(
     if smallest == largest:
         return Summary(smallest, 0.0, smallest, largest, array.size, smallest, largest)
     low, high = bootstrap_interval(array, confidence, resamples, seed)
-    tail = 100.0 * (1.0 - confidence) / 2.0
-    run_low, run_high = np.percentile(array, [tail, 100.0 - tail])
 
     def clip(value: float) -> float:
         return float(min(max(value, smallest), largest))
@@ -117,8 +116,8 @@ def summarize(
         low=clip(low),
         high=clip(high),
         n=int(array.size),
-        run_low=float(run_low),
-        run_high=float(run_high),
+        run_low=smallest,
+        run_high=largest,
     )
 
 
