@@ -60,6 +60,30 @@ def _per_image(strength: torch.Tensor | float, f: torch.Tensor) -> torch.Tensor:
     return lam.expand(len(f)).reshape(-1, 1, 1, 1)
 
 
+def _projected_dual_step(f, lam, step, q, n, u, norm) -> None:
+    """n = the projection onto the unit disc of q + step·∇(f + lam·div q), per pixel (in place;
+    `u` and `norm` are scratch buffers)."""
+    (qx, qy), (nx, ny) = q, n
+    torch.addcmul(f, lam, _divergence_into(qx, qy, u), out=u)
+    _gradient_into(u, nx, ny)
+    torch.addcmul(qx, step, nx, out=nx)
+    torch.addcmul(qy, step, ny, out=ny)
+    torch.hypot(nx, ny, out=norm).clamp_min_(1.0)
+    nx.div_(norm)
+    ny.div_(norm)
+
+
+def _freeze_settled(lam, p, n, active, tolerance: float, scratch) -> torch.Tensor:
+    """Which images still move by at least `tolerance` (RMS of the result's change); frozen
+    images get their previous dual back in `n`, so their result no longer changes."""
+    (px, py), (nx, ny) = p, n
+    change = lam * _divergence_into(nx - px, ny - py, scratch)
+    moved = change.square().mean(dim=(1, 2, 3), keepdim=True).sqrt() >= tolerance
+    torch.where(active, nx, px, out=nx)
+    torch.where(active, ny, py, out=ny)
+    return moved
+
+
 @torch.no_grad()
 def tv_denoise(
     images: torch.Tensor,
@@ -99,22 +123,9 @@ def tv_denoise(
     t = 1.0
     active = torch.ones(len(f), 1, 1, 1, dtype=torch.bool, device=f.device)
     for _ in range(iterations):
-        # Gradient step on the dual from q: n = q + step·∇(f + lam·div q).
-        torch.addcmul(f, lam, _divergence_into(qx, qy, u), out=u)
-        _gradient_into(u, nx, ny)
-        torch.addcmul(qx, step, nx, out=nx)
-        torch.addcmul(qy, step, ny, out=ny)
-        # Project each pixel's (x, y) dual vector onto the unit disc.
-        torch.hypot(nx, ny, out=norm).clamp_min_(1.0)
-        nx.div_(norm)
-        ny.div_(norm)
+        _projected_dual_step(f, lam, step, (qx, qy), (nx, ny), u, norm)
         if tolerance is not None:
-            change = lam * _divergence_into(nx - px, ny - py, norm)
-            moved = change.square().mean(dim=(1, 2, 3), keepdim=True).sqrt() >= tolerance
-            # Frozen images keep their dual, so their result no longer changes.
-            torch.where(active, nx, px, out=nx)
-            torch.where(active, ny, py, out=ny)
-            active &= moved
+            active &= _freeze_settled(lam, (px, py), (nx, ny), active, tolerance, norm)
         t_next = (1.0 + math.sqrt(1.0 + 4.0 * t * t)) / 2.0
         # q = n + (t − 1)/t_next·(n − p), i.e. lerp from p to n by 1 + (t − 1)/t_next.
         weight = 1.0 + (t - 1.0) / t_next
