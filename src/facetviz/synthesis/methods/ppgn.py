@@ -30,6 +30,13 @@ class Settings(dgn.Settings):
     lr_start: float = setting(1.0, "step size, in units of the codes' mean |h| (released: 1)",
                               exclusiveMinimum=0)  # fmt: skip
     lr_end: float = setting(1.0, "step size at the last step", minimum=0)
+    # the constraint ppgn's chains were tuned in (README, "Learned priors"), not dgn's
+    radius_scale: float = setting(
+        0.12, "the constraint's size, in units of the facet members' median distance (trust "
+        "region) or angle (cone) to their centroid", exclusiveMinimum=0,
+    )  # fmt: skip
+    facet_weight: float = setting(1.0, "mfv's facet-keeping term in code space (as dgn's)",
+                                  minimum=0)  # fmt: skip
     epsilon1: float = setting(1e-5, "weight of the prior term (released: 1e-5)", minimum=0)
     epsilon2: float = setting(1.0, "weight of the unit's term (released: 1)", minimum=0)
     epsilon3: float = setting(1e-17, "std of the noise (released: 1e-17)", minimum=0)
