@@ -17,7 +17,7 @@ from facetviz.models import Network, capture
 from facetviz.synthesis import methods
 from facetviz.synthesis.methods import Context, Method, Task
 from facetviz.synthesis.objectives import Forward, Unit, facet_distance, units
-from facetviz.synthesis.render import CodeSteps, code_ascent
+from facetviz.synthesis.render import CodeSteps, _gradient, code_ascent
 
 
 def run(method: str, network: Network, task: Task, steps_scale: float, **settings):
@@ -308,6 +308,7 @@ def test_image_results_do_not_depend_on_batch_mates(
     torch.backends.mkldnn.enabled = kernels == "same"
     try:
         b, start_b = cbr.run(together)
+        _, gradient_b = _gradient(Forward(random_network), units(together.units), start_b)
     finally:
         torch.backends.mkldnn.enabled = True
     assert torch.equal(start_a, start_b[mates])
@@ -322,20 +323,9 @@ def test_image_results_do_not_depend_on_batch_mates(
     torch.testing.assert_close(value_a, value_b, rtol=0.02, atol=0.0)
     assert torch.equal(classes_a, classes_b)
     assert (a.images - b.images[mates]).abs().mean() < 0.05
-    torch.backends.mkldnn.enabled = kernels == "same"
-    try:
-        gradient_b = input_gradient(random_network, together)[mates]
-    finally:
-        torch.backends.mkldnn.enabled = True
-    torch.testing.assert_close(gradient_b, input_gradient(random_network, alone), rtol=1e-5,
-                               atol=1e-5 * gradient_b.abs().max().item())  # fmt: skip
-
-
-def input_gradient(network: Network, task: Task) -> torch.Tensor:
-    """The gradient of each image's own unit at its start."""
-    images = task.mean_images.clone().requires_grad_(True)
-    Forward(network)(units(task.units), images).sum().backward()
-    return images.grad
+    _, gradient_a = _gradient(forward, objective, start_a)
+    torch.testing.assert_close(gradient_b[mates], gradient_a, rtol=1e-5,
+                               atol=1e-5 * gradient_a.abs().max().item())  # fmt: skip
 
 
 # --- the learned priors ---------------------------------------------------------------------

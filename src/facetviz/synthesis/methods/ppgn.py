@@ -31,10 +31,7 @@ class Settings(dgn.Settings):
                               exclusiveMinimum=0)  # fmt: skip
     lr_end: float = setting(1.0, "step size at the last step", minimum=0)
     # the constraint ppgn's chains were tuned in (README, "Learned priors"), not dgn's
-    radius_scale: float = setting(
-        0.12, "the constraint's size, in units of the facet members' median distance (trust "
-        "region) or angle (cone) to their centroid", exclusiveMinimum=0,
-    )  # fmt: skip
+    radius_scale: float = setting(0.12, "the constraint's size (as dgn's)", exclusiveMinimum=0)
     facet_weight: float = setting(1.0, "mfv's facet-keeping term in code space (as dgn's)",
                                   minimum=0)  # fmt: skip
     epsilon1: float = setting(1e-5, "weight of the prior term (released: 1e-5)", minimum=0)
