@@ -11,7 +11,7 @@ from conftest import learned_prior_task
 
 from facetviz.models import Network
 from facetviz.priors_training import encode
-from facetviz.synthesis.code_space import cone, facet_codes, trust_region
+from facetviz.synthesis.code_space import cone, facet_codes, facet_mode, trust_region
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -20,7 +20,7 @@ def test_facet_codes_are_the_members_mean_and_spread(
     small_run, small_run_network: Network, coarse_fashion
 ) -> None:
     task = learned_prior_task(small_run)
-    codes = facet_codes(task.records, coarse_fashion, small_run_network, "classifier.3")
+    codes = facet_codes(task.records, coarse_fashion, small_run_network, "classifier.3", 0.3)
     assert codes.centroid.shape == (5, 256)  # 3 facets of tops, 2 of ch2
     record = task.records[0]
     members = coarse_fashion.pixels(coarse_fashion.positions_of(record.members(1)))
@@ -36,6 +36,20 @@ def test_facet_codes_are_the_members_mean_and_spread(
     np.testing.assert_allclose(
         codes.centroid[:3].numpy(), record.code_centroids, rtol=2e-2, atol=2e-2
     )
+
+
+def test_the_mode_of_a_facet_of_two_kinds_is_in_the_larger_kind() -> None:
+    generator = torch.Generator().manual_seed(0)
+    kinds = torch.eye(4)[:2] * 5  # two directions at right angles: the centroid is between them
+    noise = 0.3 * torch.randn(100, 4, generator=generator)
+    members = (torch.cat([kinds[0].expand(60, 4), kinds[1].expand(40, 4)]) + noise).abs()
+    mode = facet_mode(members, 0.3)
+    cosine = torch.nn.functional.cosine_similarity(mode[None], kinds)
+    assert float(cosine[0]) > 0.98 > 0.3 > float(cosine[1])
+    centroid = torch.nn.functional.cosine_similarity(members.mean(0)[None], kinds)
+    assert float(centroid[1]) > 0.5  # the centroid is a blend of both
+    # a wide kernel is the centroid itself
+    torch.testing.assert_close(facet_mode(members, 100.0), members.mean(0), rtol=1e-3, atol=1e-3)
 
 
 def test_the_trust_region_holds_codes_within_their_radius() -> None:

@@ -121,7 +121,7 @@ def test_priors_setting_reruns_the_generator_and_learned_prior_methods_only(defa
     workdir, config = default_run
     jobs = plan(workdir, changed(config, "priors", epochs=2))
     learned = [name for name in methods_and_references(config) if learned_prior([name])]
-    assert sorted(learned) == ["dgn", "dgn_released", "g_centroid", "ppgn"]
+    assert sorted(learned) == ["dgn", "dgn_released", "g_centroid", "g_mode", "ppgn"]
     assert jobs == {
         "generator": 1,
         "synthesize": batches(config) * len(learned),

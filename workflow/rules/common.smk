@@ -2,6 +2,7 @@
 import json
 import re
 import sys
+from dataclasses import asdict
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
@@ -161,11 +162,13 @@ def image_dirs(neurons, methods=SYNTHESIZED, tree=RESULTS):
 
 
 def synthesis_settings(method):
-    """What a synthesis job depends on: the shared settings and its own method's only (and
-    the plugin module that defines it, if any, which the job imports)."""
+    """What a synthesis job depends on: the shared settings and its own method's only, with
+    its defaults filled in (so that a changed default reruns it too), and the plugin module
+    that defines it, if any, which the job imports."""
     shared = ("steps_scale", "batch_size", "mixed_precision")
     synthesis = {key: config["synthesis"][key] for key in shared}
-    synthesis[method] = config["synthesis"].get(method, {})
+    block = config["synthesis"].get(method)
+    synthesis[method] = asdict(synthesis_methods.method_settings(method, block))
     plugin = synthesis_methods.is_plugin(method)
     synthesis["plugins"] = [synthesis_methods.method_class(method).__module__] if plugin else []
     return synthesis

@@ -6,12 +6,13 @@ As the released `act_max.py`: each step is normalized by the mean |gradient| and
 learning rate that changes linearly over the steps, h decays by `decay` and is clipped per unit to
 the training codes' [0, mean + 3σ]; G's output is jittered before the network sees it.
 
-Multifaceted: each facet's code starts at its facet (the mean code of its members, MFV's
-mean-image initialization carried into code space; or its nearest real image's code) and stays
-there under a facet constraint: a cone around the start code's direction whose half-angle is
-`radius_scale` × the median angle of the facet's members to their centroid (the default), or a
-trust region around it whose radius is `radius_scale` × their median distance to it. Each step
-projects onto the region and then clips to the code bounds, so where the projection crosses a
+Multifaceted: each facet's code starts at its facet (by default its mode: mean shift over its
+members' codes from their centroid, the local mean of the facet's densest part; or their mean
+code, MFV's mean-image initialization carried into code space; or its nearest real image's code)
+and stays there under a facet constraint: a cone around the start code's direction whose
+half-angle is `radius_scale` × the median angle of the facet's members to their centroid (the
+default), or a trust region around it whose radius is `radius_scale` × their median distance to
+it. Each step projects onto the region and then clips to the code bounds, so where it crosses a
 bound the code ends slightly outside it. Unconstrained (`facet_constraint: none`, `init:
 random`, lr 8 -> 0 in the released code) the unit's strongest mode absorbs every facet.
 """
@@ -32,18 +33,25 @@ from facetviz.synthesis.objectives import Objective, facet_distance, units
 from facetviz.synthesis.param import GeneratorImage
 from facetviz.synthesis.render import CodeSteps, Result, code_ascent
 
-INITS = ["centroid", "nearest", "random"]
+INITS = ["mode", "centroid", "nearest", "random"]
 CONSTRAINTS = ["trust_region", "cone", "none"]
 
 
 @dataclass(frozen=True)
 class Settings:
+    # a third of the default run's facets mix fine classes, and their centroid decodes to a
+    # blend the oracle calls either: from the mode G's start images score 0.90 on seed 0, from
+    # the centroid 0.73 (README, "Learned priors")
     init: str = setting(
-        "centroid",
-        "start code: the facet's mean code (centroid), its nearest real image's code "
-        "(nearest), or random (the released default)",
+        "mode",
+        "start code: the facet's mode (mean shift over its members' codes), its mean code "
+        "(centroid), its nearest real image's code (nearest), or random (the released default)",
         enum=INITS,
     )
+    mode_bandwidth: float = setting(
+        0.3, "init mode's kernel width, in units of the facet members' median angle to their "
+        "centroid (small: one member's neighbourhood; large: the centroid)", exclusiveMinimum=0,
+    )  # fmt: skip
     steps: int = setting(200, "steps (released: 200)", minimum=1)
     lr_start: float = setting(
         0.05, "step size at the first step, in units of the training codes' mean |h|",
@@ -76,11 +84,14 @@ def load_generator(context: Context, task: Task) -> torch.nn.Module:
     return G.to(task.mean_images.device)
 
 
-def task_codes(context: Context, task: Task, G: torch.nn.Module) -> FacetCodes:
+def task_codes(
+    context: Context, task: Task, G: torch.nn.Module, mode_bandwidth: float
+) -> FacetCodes:
     """Every facet of the task in G's code space, from its member images."""
     if not task.records:
         raise FacetvizError("the learned-prior methods need the facet files of their neurons")
-    codes = facet_codes(task.records, context.open_dataset(), context.network, G.code_layer)
+    dataset, network = context.open_dataset(), context.network
+    codes = facet_codes(task.records, dataset, network, G.code_layer, mode_bandwidth)
     return codes.to(task.mean_images.device)
 
 
@@ -105,10 +116,12 @@ class Dgn(Method):
 
     def parameterization(self, task: Task) -> FacetGeneratorImage:
         G = load_generator(self.context, task)
-        codes = task_codes(self.context, task, G)
+        codes = task_codes(self.context, task, G, self.settings.mode_bandwidth)
         return FacetGeneratorImage(G, G.clip(self.start_codes(task, G, codes)), codes)
 
     def start_codes(self, task: Task, G: torch.nn.Module, codes: FacetCodes) -> torch.Tensor:
+        if self.settings.init == "mode":
+            return codes.mode
         if self.settings.init == "centroid":
             return codes.centroid
         if self.settings.init == "nearest":
@@ -136,7 +149,10 @@ class Dgn(Method):
             return objective
         weight = self.settings.facet_weight * task.unit_scales.abs()
         layer = image.generator.code_layer
-        return objective - facet_distance(layer, image.facets.centroid) * weight
+        # held to where it started: a mode start pulled back to the centroid would blend again
+        facets = image.facets
+        target = facets.mode if self.settings.init == "mode" else facets.centroid
+        return objective - facet_distance(layer, target) * weight
 
     def optimize(self, task: Task, image: FacetGeneratorImage, objective: Objective) -> Result:
         return code_ascent(
@@ -152,6 +168,7 @@ class Dgn(Method):
 
 @dataclass(frozen=True)
 class ReleasedSettings(Settings):
+    init: str = setting("centroid", "start code (as dgn's; released: random)", enum=INITS)
     lr_start: float = setting(8.0, "step size at the first step (released: 8)", exclusiveMinimum=0)
     lr_end: float = setting(1e-10, "step size at the last step (released: 1e-10)", minimum=0)
     decay: float = setting(0.01, "L2 decay of h per step (released: 0.01)", minimum=0, maximum=1)
