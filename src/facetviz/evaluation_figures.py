@@ -30,7 +30,7 @@ def _point(value: Mapping[str, Any]) -> tuple[float, tuple[float, float]]:
 
 # references in greys, each with its own marker, so that no method shares their colour
 REFERENCE_STYLE = {"mean_image": ("0.15", "s"), "nearest_real": ("0.45", "D"),
-                   "g_centroid": ("0.65", "^"), "g_mode": ("0.65", "v")}  # fmt: skip
+                   "g_centroid": ("0.65", "^")}  # fmt: skip
 
 
 def styles(methods: Sequence[str]) -> dict[str, tuple[Any, str]]:

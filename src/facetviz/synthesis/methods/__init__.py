@@ -2,8 +2,8 @@
 
 Built in: the paper's `mfv` and `cbr`, the survey's baselines `plain`, `hand`, `fourier` and
 `diversity`, and its learned priors `dgn` (with `dgn_released`, the released unconstrained
-schedule) and `ppgn`; the references `mean_image`, `nearest_real`, `g_centroid` and `g_mode`
-(no optimization), which runs score beside their methods. A
+schedule) and `ppgn`; the references `mean_image`, `nearest_real` and `g_centroid` (no
+optimization), which runs score beside their methods. A
 method of your own is a module that subclasses `Method` and decorates it with `@register`,
 named in the config's `synthesis.plugins` (README, "Develop").
 """
@@ -43,7 +43,7 @@ BUILT_IN = (
     *("mfv", "cbr", "plain", "hand", "fourier", "diversity"),
     *("dgn", "dgn_released", "ppgn"),
 )
-REFERENCES = ("mean_image", "nearest_real", "g_centroid", "g_mode")
+REFERENCES = ("mean_image", "nearest_real", "g_centroid")
 
 
 def learned_prior(methods: Sequence[str]) -> bool:

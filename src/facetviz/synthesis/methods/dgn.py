@@ -6,10 +6,10 @@ As the released `act_max.py`: each step is normalized by the mean |gradient| and
 learning rate that changes linearly over the steps, h decays by `decay` and is clipped per unit to
 the training codes' [0, mean + 3σ]; G's output is jittered before the network sees it.
 
-Multifaceted: each facet's code starts at its facet (by default its mode: mean shift over its
-members' codes from their centroid, the local mean of the facet's densest part; or their mean
-code, MFV's mean-image initialization carried into code space; or its nearest real image's code)
-and stays there under a facet constraint: a cone around the start code's direction whose
+Multifaceted: each facet's code starts at its facet (by default the mean code of its members,
+MFV's mean-image initialization carried into code space; or their mode, mean shift from the
+centroid to the local mean of the facet's densest part; or its nearest real image's code) and
+stays there under a facet constraint: a cone around the start code's direction whose
 half-angle is `radius_scale` × the median angle of the facet's members to their centroid (the
 default), or a trust region around it whose radius is `radius_scale` × their median distance to
 it. Each step projects onto the region and then clips to the code bounds, so where it crosses a
@@ -33,19 +33,19 @@ from facetviz.synthesis.objectives import Objective, facet_distance, units
 from facetviz.synthesis.param import GeneratorImage
 from facetviz.synthesis.render import CodeSteps, Result, code_ascent
 
-INITS = ["mode", "centroid", "nearest", "random"]
+INITS = ["centroid", "mode", "nearest", "random"]
 CONSTRAINTS = ["trust_region", "cone", "none"]
 
 
 @dataclass(frozen=True)
 class Settings:
-    # a third of the default run's facets mix fine classes, and their centroid decodes to a
-    # blend the oracle calls either: from the mode G's start images score 0.90 on seed 0, from
-    # the centroid 0.73 (README, "Learned priors")
+    # the mode starts nearer a facet's majority class on some trainings (G's start images
+    # 0.90 against the centroid's 0.73 on training seed 0) but not on others, and the ascent
+    # from the centroid ends as faithful (README, "Learned priors": 15 replicates)
     init: str = setting(
-        "mode",
-        "start code: the facet's mode (mean shift over its members' codes), its mean code "
-        "(centroid), its nearest real image's code (nearest), or random (the released default)",
+        "centroid",
+        "start code: the facet's mean code (centroid), its mode (mean shift over its members' "
+        "codes), its nearest real image's code (nearest), or random (the released default)",
         enum=INITS,
     )
     mode_bandwidth: float = setting(
@@ -168,7 +168,6 @@ class Dgn(Method):
 
 @dataclass(frozen=True)
 class ReleasedSettings(Settings):
-    init: str = setting("centroid", "start code (as dgn's; released: random)", enum=INITS)
     lr_start: float = setting(8.0, "step size at the first step (released: 8)", exclusiveMinimum=0)
     lr_end: float = setting(1e-10, "step size at the last step (released: 1e-10)", minimum=0)
     decay: float = setting(0.01, "L2 decay of h per step (released: 0.01)", minimum=0, maximum=1)

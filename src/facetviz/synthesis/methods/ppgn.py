@@ -30,8 +30,7 @@ class Settings(dgn.Settings):
     lr_start: float = setting(1.0, "step size, in units of the codes' mean |h| (released: 1)",
                               exclusiveMinimum=0)  # fmt: skip
     lr_end: float = setting(1.0, "step size at the last step", minimum=0)
-    # the start and constraint ppgn's chains were tuned in (README, "Learned priors"), not dgn's
-    init: str = setting("centroid", "start code (as dgn's)", enum=dgn.INITS)
+    # the constraint ppgn's chains were tuned in (README, "Learned priors"), not dgn's
     radius_scale: float = setting(0.12, "the constraint's size (as dgn's)", exclusiveMinimum=0)
     facet_weight: float = setting(1.0, "mfv's facet-keeping term in code space (as dgn's)",
                                   minimum=0)  # fmt: skip

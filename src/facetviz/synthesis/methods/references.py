@@ -2,10 +2,8 @@
 
 - `mean_image`: each facet's mean image, where mfv starts;
 - `nearest_real`: the real image nearest each facet's centroid;
-- `g_centroid`: the generator's drawing of each facet's centroid code, where `ppgn` and
-  `dgn_released` start (in runs with a learned prior);
-- `g_mode`: its drawing of each facet's mode code, where `dgn` starts: with `g_centroid`, what
-  each optimization adds over its starting point.
+- `g_centroid`: the generator's drawing of each facet's centroid code, where `dgn` and `ppgn`
+  start (in runs with a learned prior): what their optimization adds over its starting point.
 
 A method earns its place by beating them: more activation without losing the facet. They run
 as methods (same job, record, metrics and figures), with one "step" that only reads the unit.
@@ -67,7 +65,6 @@ class GCentroid(Reference):
     name = "g_centroid"
     summary = "reference: the generator's image of each facet's centroid code, no optimization"
     inputs = {"generator": "priors/generator.pt"}
-    code = "centroid"
 
     def parameterization(self, task: Task) -> Pixels:
         from facetviz.synthesis.methods import dgn
@@ -75,11 +72,4 @@ class GCentroid(Reference):
         G = dgn.load_generator(self.context, task)
         codes = dgn.task_codes(self.context, task, G, dgn.Settings().mode_bandwidth)
         with torch.no_grad():
-            return Pixels(G(G.clip(getattr(codes, self.code))))
-
-
-@register
-class GMode(GCentroid):
-    name = "g_mode"
-    summary = "reference: the generator's image of each facet's mode code (dgn's start)"
-    code = "mode"
+            return Pixels(G(G.clip(codes.centroid)))
