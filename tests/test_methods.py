@@ -351,8 +351,8 @@ def test_dgn_raises_the_unit_from_the_facets_codes_and_stays_in_bounds(
                                   prior_task, steps=30, facet_constraint="none")  # fmt: skip
     G = image.generator
     torch.testing.assert_close(image.start, G(G.clip(image.facets.centroid)))
-    _, moded, _ = chain("dgn", small_run_network, small_generator, coarse_fashion, prior_task,
-                        steps=1, init="mode")  # fmt: skip
+    moded = prior_method("dgn", small_run_network, small_generator, coarse_fashion, init="mode")
+    moded = moded.parameterization(prior_task)
     torch.testing.assert_close(moded.start, G(G.clip(moded.facets.mode)))
     with torch.no_grad():
         gain = forward(objective, result.images) - forward(objective, image.start)

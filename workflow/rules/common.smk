@@ -3,6 +3,7 @@ import json
 import re
 import sys
 from dataclasses import asdict
+from functools import cache
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
@@ -161,14 +162,20 @@ def image_dirs(neurons, methods=SYNTHESIZED, tree=RESULTS):
     }
 
 
+@cache
+def configured_method_settings(method):
+    """A method's typed settings from its config block, validated once per workflow (every
+    synthesis job of the method asks for them, some rules three times)."""
+    return synthesis_methods.method_settings(method, config["synthesis"].get(method))
+
+
 def synthesis_settings(method):
     """What a synthesis job depends on: the shared settings and its own method's only, with
     its defaults filled in (so that a changed default reruns it too), and the plugin module
     that defines it, if any, which the job imports."""
     shared = ("steps_scale", "batch_size", "mixed_precision")
     synthesis = {key: config["synthesis"][key] for key in shared}
-    block = config["synthesis"].get(method)
-    synthesis[method] = asdict(synthesis_methods.method_settings(method, block))
+    synthesis[method] = asdict(configured_method_settings(method))
     plugin = synthesis_methods.is_plugin(method)
     synthesis["plugins"] = [synthesis_methods.method_class(method).__module__] if plugin else []
     return synthesis
@@ -177,8 +184,7 @@ def synthesis_settings(method):
 def declared_inputs(method):
     """The extra files a method needs with its config's settings (`Method.required_inputs`)."""
     cls = synthesis_methods.method_class(method)
-    block = config["synthesis"].get(method)
-    return cls.required_inputs(synthesis_methods.method_settings(method, block))
+    return cls.required_inputs(configured_method_settings(method))
 
 
 def method_inputs(wildcards):

@@ -69,13 +69,15 @@ def facet_mode(members: torch.Tensor, bandwidth: float, steps: int = 30) -> torc
     the angle whose width is `bandwidth` × their median angle to the centroid: the weighted mean
     of the members around the densest direction (a code G can draw, as the centroid is)."""
     directions = torch.nn.functional.normalize(members, dim=1)
-    centre = members.mean(0)
-    width = None
-    for _ in range(steps):
+
+    def angles(centre: torch.Tensor) -> torch.Tensor:
         cosine = directions @ torch.nn.functional.normalize(centre, dim=0)
-        angle = torch.arccos(cosine.clamp(-1, 1))
-        width = bandwidth * angle.median().clamp_min(1e-6) if width is None else width
-        weights = torch.exp(-0.5 * (angle / width) ** 2)
+        return torch.arccos(cosine.clamp(-1, 1))
+
+    centre = members.mean(0)
+    width = bandwidth * angles(centre).median().clamp_min(1e-6)
+    for _ in range(steps):
+        weights = torch.exp(-0.5 * (angles(centre) / width) ** 2)
         centre = (weights[:, None] * members).sum(0) / weights.sum().clamp_min(1e-30)
     return centre
 
