@@ -27,6 +27,8 @@ from facetviz.synthesis.render import CodeSteps, Result, code_ascent
 
 @dataclass(frozen=True)
 class Settings(dgn.Settings):
+    # ppgn's chains were tuned and measured from the centroid (README, "Learned priors")
+    init: str = setting("centroid", "start code (as dgn's)", enum=dgn.INITS)
     lr_start: float = setting(1.0, "step size, in units of the codes' mean |h| (released: 1)",
                               exclusiveMinimum=0)  # fmt: skip
     lr_end: float = setting(1.0, "step size at the last step", minimum=0)
