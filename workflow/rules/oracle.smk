@@ -13,9 +13,11 @@ rule oracle:
     log:
         "{tree}/logs/oracle.log",
     threads: 4
-    # first among the jobs ready to run: the generator waits for it and the learned-prior jobs
-    # for the generator, the run's longest chain; started last, it left the one-thread generator
-    # running alone with a core idle (98 s of the default run's 10 min)
+    # the run's longest chains are oracle -> generator and train -> activations -> facets, and
+    # the learned-prior jobs wait for both: run last, the oracle left the one-thread generator
+    # running alone with a core idle (98 s of the default run's 10 min). So the oracle and the
+    # activations go first among the jobs ready to run, then the generator (before activations,
+    # it would idle a core as well), beside the one-thread facets and synthesis jobs
     priority: 10
     resources:
         **GPU,

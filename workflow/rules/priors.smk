@@ -19,7 +19,7 @@ rule generator:
     # one thread: at 28 px a second one loses more to contention than it adds (bench/README.md),
     # and the synthesis jobs that do not need the generator run beside it
     threads: 1
-    priority: 10  # on the run's longest chain, after the oracle (oracle.smk)
+    priority: 5  # after the oracle and the activations, before the rest (oracle.smk)
     resources:
         **GPU,
     shell:
@@ -38,7 +38,7 @@ rule code_prior:
     log:
         "{tree}/logs/priors/dae.log",
     threads: 1
-    priority: 10  # on the run's longest chain, after the oracle (oracle.smk)
+    priority: 5  # after the oracle and the activations, before the rest (oracle.smk)
     resources:
         **GPU,
     shell:
