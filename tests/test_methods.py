@@ -350,10 +350,10 @@ def test_dgn_raises_the_unit_from_the_facets_codes_and_stays_in_bounds(
     method, image, result = chain("dgn", small_run_network, small_generator, coarse_fashion,
                                   prior_task, steps=30, facet_constraint="none")  # fmt: skip
     G = image.generator
-    torch.testing.assert_close(image.start, G(G.clip(image.facets.centroid)))
-    moded = prior_method("dgn", small_run_network, small_generator, coarse_fashion, init="mode")
-    moded = moded.parameterization(prior_task)
-    torch.testing.assert_close(moded.start, G(G.clip(moded.facets.mode)))
+    torch.testing.assert_close(image.start, G(G.clip(image.facets.mode)))  # the default start
+    centred = prior_method("dgn", small_run_network, small_generator, coarse_fashion,
+                           init="centroid").parameterization(prior_task)  # fmt: skip
+    torch.testing.assert_close(centred.start, G(G.clip(centred.facets.centroid)))
     with torch.no_grad():
         gain = forward(objective, result.images) - forward(objective, image.start)
     assert torch.all(gain > 0), gain
@@ -365,14 +365,28 @@ def test_dgn_raises_the_unit_from_the_facets_codes_and_stays_in_bounds(
 
 
 @pytest.mark.usefixtures("one_thread")
+def test_ppgn_and_dgn_released_start_where_they_were_measured_from_the_centroid(
+    small_run_network, small_generator, coarse_fashion, prior_task
+) -> None:
+    for name in ("ppgn", "dgn_released"):
+        method = prior_method(name, small_run_network, small_generator, coarse_fashion)
+        image = method.parameterization(prior_task)
+        G, facets = image.generator, image.facets
+        assert not torch.allclose(facets.mode, facets.centroid)  # the two starts differ here
+        torch.testing.assert_close(image.start, G(G.clip(facets.centroid)))
+
+
+@pytest.mark.usefixtures("one_thread")
 def test_the_facet_constraint_holds_each_code_near_its_start(
     small_run_network, small_generator, coarse_fashion, prior_task
 ) -> None:
+    # from the centroid, which the trust region and the cone are then centred on
     _, free, _ = chain("dgn", small_run_network, small_generator, coarse_fashion, prior_task,
-                       steps=30, facet_constraint="none", lr_start=0.5, lr_end=0.5)  # fmt: skip
+                       steps=30, facet_constraint="none", lr_start=0.5, lr_end=0.5,
+                       init="centroid")  # fmt: skip
     _, held, _ = chain("dgn", small_run_network, small_generator, coarse_fashion, prior_task,
                        steps=30, facet_constraint="trust_region", radius_scale=0.25,
-                       lr_start=0.5, lr_end=0.5)  # fmt: skip
+                       lr_start=0.5, lr_end=0.5, init="centroid")  # fmt: skip
     radius = 0.25 * held.facets.radius
     moved = (held.codes - held.facets.centroid).norm(dim=1)
     assert torch.all(moved <= radius * 1.001 + 1e-5)
@@ -380,9 +394,10 @@ def test_the_facet_constraint_holds_each_code_near_its_start(
     # the default, a cone around the start code's direction: each step projects onto it and
     # then clips to the code bounds (the clip can turn a code a little out of a cone this
     # narrow), so the codes turn far less than free ones, not exactly within the half-angle
-    _, coned, _ = chain("dgn", small_run_network, small_generator, coarse_fashion, prior_task,
-                        steps=30, lr_start=0.5, lr_end=0.5)  # fmt: skip
-    half_angle = 0.15 * coned.facets.angle
+    method, coned, _ = chain("dgn", small_run_network, small_generator, coarse_fashion,
+                             prior_task, steps=30, lr_start=0.5, lr_end=0.5,
+                             init="centroid")  # fmt: skip
+    half_angle = method.settings.radius_scale * coned.facets.angle
     start = coned.generator.clip(coned.facets.centroid)  # the cone's axis: the start code
 
     def angle(codes: torch.Tensor) -> torch.Tensor:
@@ -504,6 +519,7 @@ def test_the_generators_reference_draws_the_centroids(
 ) -> None:
     reference = prior_method("g_centroid", small_run_network, small_generator, coarse_fashion)
     result, start = reference.run(prior_task)
-    dgn = prior_method("dgn", small_run_network, small_generator, coarse_fashion)
-    torch.testing.assert_close(result.images, dgn.parameterization(prior_task).start)
+    # where ppgn starts (dgn starts at the mode)
+    ppgn = prior_method("ppgn", small_run_network, small_generator, coarse_fashion)
+    torch.testing.assert_close(result.images, ppgn.parameterization(prior_task).start)
     assert torch.equal(result.images, start) and result.trace.shape == (1, 5)
