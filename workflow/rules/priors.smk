@@ -38,7 +38,6 @@ rule code_prior:
     log:
         "{tree}/logs/priors/dae.log",
     threads: 1
-    priority: 5  # after the oracle and the activations, before the rest (oracle.smk)
     resources:
         **GPU,
     shell:

@@ -62,8 +62,9 @@ class Settings:
     jitter: int = setting(1, "random translation of G(h) in pixels", minimum=0)
     # a cone keeps the facet where a ball must be too small to let the activation rise (on the
     # default run a ball of 0.5 lost footwear's sneakers), and the facet-keeping term holds the
-    # code's direction inside it; cone 0.20 against 0.15: every replicate's activation ratio
-    # above 1 (1.01-1.09 against 0.94-1.03) at no loss of fidelity (README, "Learned priors")
+    # code's direction inside it; cone 0.20 from the mode: every replicate's activation ratio
+    # above 1 (the lowest 1.01; the previous default, 0.15 from the centroid: 0.94), README,
+    # "Learned priors"
     facet_constraint: str = setting("cone", "what keeps each code in its facet", enum=CONSTRAINTS)
     radius_scale: float = setting(
         0.20, "the constraint's size, in units of the facet members' median distance (trust "

@@ -2,8 +2,9 @@
 
 - `mean_image`: each facet's mean image, where mfv starts;
 - `nearest_real`: the real image nearest each facet's centroid;
-- `g_centroid`: the generator's drawing of each facet's centroid code, where `dgn` and `ppgn`
-  start (in runs with a learned prior): what their optimization adds over its starting point.
+- `g_centroid`: the generator's drawing of each facet's centroid code, where `ppgn` and
+  `dgn_released` start and near where `dgn` starts (the facet's mode), in runs with a learned
+  prior: what their optimization adds over the facet's own code.
 
 A method earns its place by beating them: more activation without losing the facet. They run
 as methods (same job, record, metrics and figures), with one "step" that only reads the unit.
