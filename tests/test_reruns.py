@@ -132,12 +132,37 @@ def test_priors_setting_reruns_the_generator_and_learned_prior_methods_only(defa
     assert sorted(learned) == ["dgn", "dgn_released", "g_centroid", "ppgn"]
     assert jobs == {
         "generator": 1,
+        "generator_metrics": 1,
         "synthesize": batches(config) * len(learned),
         "synthesis_metrics": 1,
         **EVALUATION,
         **dict.fromkeys(ALL_METHODS, 1),
         "all": 1,
     }
+
+
+def test_a_new_oracle_remeasures_without_retraining_the_generator(default_run) -> None:
+    """The generator's metrics are their own job: a new oracle reruns them, not its training
+    (nor any synthesis)."""
+    workdir, config = default_run
+    jobs = plan(workdir, changed(config, "oracle", epochs=2))
+    assert "generator" not in jobs and "synthesize" not in jobs
+    assert jobs == {
+        "oracle": 1,
+        "generator_metrics": 1,
+        "synthesis_metrics": 1,
+        **EVALUATION,
+        "metrics_figure": 1,
+        "index_page": 1,
+        "all": 1,
+    }
+
+
+def test_the_facet_layer_does_not_retrain_a_generator_of_another_code_layer(default_run) -> None:
+    workdir, config = default_run
+    assert config["priors"]["code_layer"]  # set explicitly in the default config
+    jobs = plan(workdir, changed(config, "facets", layer="classifier.3"))
+    assert jobs["facets"] == len(config["neurons"]) and "generator" not in jobs
 
 
 @pytest.mark.parametrize(

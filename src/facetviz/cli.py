@@ -21,14 +21,13 @@ from facetviz.progress import log, setup_logging
 
 
 def _limit_threads(threads: int) -> None:
-    """Keep parallel jobs from oversubscribing cores (before numpy/torch start their pools)."""
+    """Keep parallel jobs from oversubscribing cores: torch and numpy size their pools from
+    these variables when first imported. (Not by importing torch here: many jobs, the figures
+    among them, never need it, and its import costs them 1.5 s each.)"""
     import os
 
     for variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[variable] = str(threads)
-    import torch
-
-    torch.set_num_threads(threads)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -51,10 +50,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--metrics", required=True)
     p = stage("generator", c.cmd_generator, "train a learned prior: the generator, or the DAE")
     p.add_argument("--weights", default=None)
-    p.add_argument("--oracle", default=None, help="an oracle to measure reconstructions with")
     p.add_argument("--checkpoint", default=None)
-    p.add_argument("--metrics", default=None)
     p.add_argument("--dae", default=None, help="train the code prior (DAE) into this file")
+    p = stage("generator-metrics", c.cmd_generator_metrics, "measure the trained generator")
+    p.add_argument("--weights", default=None)
+    p.add_argument("--checkpoint", required=True, help="the generator's checkpoint")
+    p.add_argument("--oracle", default=None, help="an oracle to measure reconstructions with")
+    p.add_argument("--metrics", required=True)
     p = stage("activations", c.cmd_activations, "forward pass into HDF5")
     p.add_argument("--weights", default=None)
     p.add_argument("--out", required=True)

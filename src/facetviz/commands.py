@@ -79,16 +79,21 @@ def cmd_generator(args: argparse.Namespace, settings: dict[str, Any]) -> None:
     code_layer = priors.code_layer or settings["facet_layer"]
     network = _network(settings, args.weights or None).to(_device(settings))
     dataset = _dataset(settings)
-    fit, test = dataset.training_splits
-    fit_set = open_dataset(dataset, fit, settings["seed"])
+    fit_set = open_dataset(dataset, dataset.training_splits[0], settings["seed"])
     if args.dae:
         train_code_prior(network, fit_set, code_layer, priors, settings["seed"], args.dae)
-        return
-    test_set = open_dataset(dataset, test, settings["seed"])
-    train_generator(
-        network, fit_set, test_set, code_layer, priors, settings["seed"], args.checkpoint,
-        args.metrics, args.oracle or None,
-    )  # fmt: skip
+    else:
+        train_generator(network, fit_set, code_layer, priors, settings["seed"], args.checkpoint)
+
+
+def cmd_generator_metrics(args: argparse.Namespace, settings: dict[str, Any]) -> None:
+    from facetviz.data import open_dataset
+    from facetviz.priors_training import measure_generator
+
+    network = _network(settings, args.weights or None).to(_device(settings))
+    dataset = _dataset(settings)
+    test_set = open_dataset(dataset, dataset.training_splits[1], settings["seed"])
+    measure_generator(network, test_set, args.checkpoint, args.metrics, args.oracle or None)
 
 
 def cmd_activations(args: argparse.Namespace, settings: dict[str, Any]) -> None:

@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 
 from facetviz.io import atomic_path
 
@@ -72,6 +71,10 @@ def ground_truth(
 ) -> dict[str, Any]:
     """Scores of one clustering: `clusters` the raw k-means labels of every selected image,
     `assignment` the kept facet of each image (-1 where its cluster was dropped)."""
+    # imported here, not at the top: every figure and synthesis job reads facet records
+    # (facet_record -> majority_classes), and scikit-learn's import costs them 1.5 s each
+    from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
+
     wanted = unit_fine_classes(fine, min_share)
     majorities = set(majority_classes(assignment, fine).tolist())
     covered = [int(c) for c in wanted if int(c) in majorities]

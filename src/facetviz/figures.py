@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import matplotlib
 
@@ -22,11 +23,13 @@ import numpy as np  # noqa: E402
 from matplotlib.colors import Normalize  # noqa: E402
 from matplotlib.offsetbox import AnnotationBbox, OffsetImage  # noqa: E402
 
-from facetviz.data import FacetDataset  # noqa: E402
 from facetviz.facet_record import FacetRecord  # noqa: E402
 from facetviz.io import atomic_path, read_json  # noqa: E402
 from facetviz.settings import Neuron  # noqa: E402
 from facetviz.synthesis.record import SynthesisRecord  # noqa: E402
+
+if TYPE_CHECKING:  # the figure jobs that draw no dataset images need no torch (1.5 s each)
+    from facetviz.data import FacetDataset
 
 THUMBNAIL_POINTS = 44  # mean images drawn about 0.6 inch wide, whatever their size
 

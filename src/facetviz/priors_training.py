@@ -218,6 +218,7 @@ def load_prior(path: str | Path, kind: str, network: Network, input_shape=None) 
         ) from err
     _check_fits(path, meta, kind, network, input_shape)
     module.code_layer = meta["code_layer"]
+    module.fit_summary = dict(meta.get("fit", {}))  # how it was trained (train_generator)
     module.eval()
     for parameter in module.parameters():
         parameter.requires_grad_(False)
@@ -268,34 +269,46 @@ def timed(function, *args, **kwargs) -> tuple[Any, float]:
 def train_generator(
     network: Network,
     fit_set: FacetDataset,
-    test_set: FacetDataset,
     code_layer: str,
     settings: PriorSettings,
     seed: int,
     checkpoint: str | Path,
-    metrics_path: str | Path,
-    oracle_path: str | Path | None = None,
 ) -> dict[str, Any]:
-    """Train G on the fit split, measure it on the test split, write checkpoint and metrics."""
-    from facetviz.io import write_json
-    from facetviz.oracle import load_oracle
-
+    """Train G on the fit split and write its checkpoint, which also keeps how it was trained
+    (`measure_generator` reports it beside the measurements)."""
     images = training_images(fit_set, settings.images, seed)
     log.info("generator: %d training images, codes of %s, %g epochs", len(images), code_layer,
              settings.epochs)  # fmt: skip
     G, seconds = timed(fit_generator, network, images, code_layer, settings, seed)
-    oracle = load_oracle(oracle_path) if oracle_path else None
-    metrics = generator_metrics(G, network, test_set, code_layer, oracle)
-    metrics |= {
+    fit = {
         "code_layer": code_layer,
         "architecture": "upconv" if isinstance(G.body, UpconvGenerator) else "small",
         "train_images": len(images),
         "epochs": settings.epochs,
         "seconds": round(seconds, 1),
     }
+    save_prior(checkpoint, G, {"code_layer": code_layer, "fit": fit})
+    return fit
+
+
+def measure_generator(
+    network: Network,
+    test_set: FacetDataset,
+    checkpoint: str | Path,
+    metrics_path: str | Path,
+    oracle_path: str | Path | None = None,
+) -> dict[str, Any]:
+    """`generator_metrics` of the trained G on the test split, with how it was trained, as the
+    metrics JSON. Its own job (rule generator_metrics), so that the generator's training need
+    not wait for the oracle, and a new oracle does not retrain it."""
+    from facetviz.io import write_json
+    from facetviz.oracle import load_oracle
+
+    G = load_prior(checkpoint, "generator", network, test_set.image_shape)
+    oracle = load_oracle(oracle_path) if oracle_path else None
+    metrics = generator_metrics(G, network, test_set, G.code_layer, oracle) | G.fit_summary
     log.info("generator: %s", ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
                                         for k, v in metrics.items()))  # fmt: skip
-    save_prior(checkpoint, G, {"code_layer": code_layer})
     write_json(metrics_path, metrics)
     return metrics
 

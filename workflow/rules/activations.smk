@@ -20,7 +20,7 @@ if SHARDS == 1:
         log:
             "{tree}/logs/activations.log",
         threads: 4
-        priority: 10  # before the generator (oracle.smk)
+        priority: 10  # before the oracle and the generator (oracle.smk)
         resources:
             **GPU,
         shell:

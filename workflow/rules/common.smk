@@ -245,10 +245,10 @@ def activations_settings(wildcards):
 
 
 def prior_settings(wildcards):
-    """What a prior depends on: the model and its training data, the facet layer (the default
-    code layer) and the priors section; not the synthesis settings."""
+    """What a prior depends on: the model and its training data and the priors section; the
+    facet layer only where it is the code layer (priors.code_layer null); not the synthesis
+    settings."""
+    facet_layer = {} if config["priors"]["code_layer"] else {"facet_layer": config["facets"]["layer"]}
     return settings(
-        **model_settings(TRAIN_TREES[wildcards.tree]),
-        facet_layer=config["facets"]["layer"],
-        priors=config["priors"],
+        **model_settings(TRAIN_TREES[wildcards.tree]), priors=config["priors"], **facet_layer
     )

@@ -12,13 +12,14 @@ rule oracle:
         settings=oracle_settings,
     log:
         "{tree}/logs/oracle.log",
-    threads: 4
-    # the run's longest chains are oracle -> generator and train -> activations -> facets, and
-    # the learned-prior jobs wait for both: run last, the oracle left the one-thread generator
-    # running alone with a core idle (98 s of the default run's 10 min). So the oracle and the
-    # activations go first among the jobs ready to run, then the generator (before activations,
-    # it would idle a core as well), beside the one-thread facets and synthesis jobs
-    priority: 10
+    # one thread, whatever the machine: on 2 cores a second thread adds only a third (1,160
+    # images/s on one, 1,525 on two), and the jobs beside it use the core better; and the
+    # oracle, the run's measuring instrument, comes out the same on every core count (its
+    # floats depend on the thread count). It waits for training and the activations, which
+    # everything else waits for (train.smk), then starts first as the run's longest job
+    # (about 3.5 min), before the generator (priors.smk) and the rest
+    threads: 1
+    priority: 8
     resources:
         **GPU,
     shell:

@@ -6,26 +6,46 @@
 rule generator:
     input:
         weights=lambda wildcards: model_weights(wildcards.tree),
-        # with an oracle, the metrics say how recognizable the reconstructions are
-        oracle=lambda wildcards: f"{wildcards.tree}/oracle/oracle.pt" if ORACLE_ENABLED else [],
     output:
-        model="{tree}/priors/generator.pt",
-        metrics="{tree}/priors/generator.json",
+        "{tree}/priors/generator.pt",
     params:
         settings=prior_settings,
-        oracle=lambda wildcards, input: f"--oracle {input.oracle}" if input.oracle else "",
     log:
         "{tree}/logs/priors/generator.log",
     # one thread: at 28 px a second one loses more to contention than it adds (bench/README.md),
     # and the synthesis jobs that do not need the generator run beside it
     threads: 1
-    priority: 5  # after the oracle and the activations, before the rest (oracle.smk)
+    priority: 5  # after the activations and the oracle, before the rest (oracle.smk)
     resources:
         **GPU,
     shell:
         "python -m facetviz generator --threads {threads} --settings {params.settings:q}"
-        " --weights '{input.weights}' {params.oracle} --checkpoint {output.model}"
-        " --metrics {output.metrics} > {log} 2>&1"
+        " --weights '{input.weights}' --checkpoint {output} > {log} 2>&1"
+
+
+# How well the generator inverts the network, on the test split. Its own rule, so that the
+# generator's training does not wait for the oracle (the run's longest job) and a new oracle
+# does not retrain it.
+rule generator_metrics:
+    input:
+        generator="{tree}/priors/generator.pt",
+        weights=lambda wildcards: model_weights(wildcards.tree),
+        # with an oracle, the metrics say how recognizable the reconstructions are
+        oracle=lambda wildcards: f"{wildcards.tree}/oracle/oracle.pt" if ORACLE_ENABLED else [],
+    output:
+        "{tree}/priors/generator.json",
+    params:
+        settings=lambda wildcards: settings(**model_settings(TRAIN_TREES[wildcards.tree])),
+        oracle=lambda wildcards, input: f"--oracle {input.oracle}" if input.oracle else "",
+    log:
+        "{tree}/logs/priors/generator_metrics.log",
+    threads: 1
+    resources:
+        **GPU,
+    shell:
+        "python -m facetviz generator-metrics --threads {threads} --settings {params.settings:q}"
+        " --weights '{input.weights}' --checkpoint {input.generator} {params.oracle}"
+        " --metrics {output} > {log} 2>&1"
 
 
 rule code_prior:

@@ -10,6 +10,7 @@ rule train:
     log:
         "{tree}/logs/train.log",
     threads: 4
+    priority: 10  # every later stage waits for it: before the oracle (oracle.smk)
     resources:
         **GPU,
     shell:
