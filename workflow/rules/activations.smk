@@ -20,7 +20,10 @@ if SHARDS == 1:
         log:
             "{tree}/logs/activations.log",
         threads: 4
-        priority: 10  # before the oracle and the generator (oracle.smk)
+        # before the oracle and the generator (oracle.smk): above their sum, as Snakemake
+        # starts the set of jobs with the largest total priority, and the two one-thread jobs
+        # together would otherwise keep this one waiting for two free cores
+        priority: 20
         resources:
             **GPU,
         shell:

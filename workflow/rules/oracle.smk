@@ -16,8 +16,8 @@ rule oracle:
     # images/s on one, 1,525 on two), and the jobs beside it use the core better; and the
     # oracle, the run's measuring instrument, comes out the same on every core count (its
     # floats depend on the thread count). It waits for training and the activations, which
-    # everything else waits for (train.smk), then starts first as the run's longest job
-    # (about 3.5 min), before the generator (priors.smk) and the rest
+    # everything else waits for (train.smk, activations.smk), then starts first as the run's
+    # longest job (about 4 min), before the generator (priors.smk) and the rest
     threads: 1
     priority: 8
     resources:
