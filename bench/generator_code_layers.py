@@ -34,7 +34,7 @@ def main() -> int:
     from default_run import default_run_parts
 
     from facetviz.data import open_dataset
-    from facetviz.priors_training import train_generator
+    from facetviz.priors_training import measure_generator, train_generator
     from facetviz.settings import PriorSettings
 
     config, network, dataset = default_run_parts(args.threads)
@@ -53,10 +53,10 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as scratch:
         for index, (name, layer, settings) in enumerate(runs):
             out = Path(scratch) / str(index)
-            metrics = train_generator(
-                network, fit_set, test_set, layer, settings, config["seed"],
-                out.with_suffix(".pt"), out.with_suffix(".json"), RESULTS / "oracle" / "oracle.pt",
-            )  # fmt: skip
+            files = [out.with_suffix(suffix) for suffix in (".pt", ".fit.json", ".json")]
+            train_generator(network, fit_set, layer, settings, config["seed"], *files[:2])
+            oracle = RESULTS / "oracle" / "oracle.pt"
+            metrics = measure_generator(network, test_set, *files, oracle)
             rows.append((name, metrics))
     print(f"{priors.images} training images, {priors.epochs} epochs, {args.threads} thread(s)")
     heads = ("oracle acc.", "code cos", "pixel mse", "train s")

@@ -63,17 +63,20 @@ def test_train_generator_writes_checkpoint_and_metrics(
     small_run_network: Network, coarse_fashion, small_oracle, tmp_path: Path
 ) -> None:
     fit = train_generator(
-        small_run_network, coarse_fashion, "classifier.3", prior_settings(), 0, tmp_path / "g.pt"
-    )
+        small_run_network, coarse_fashion, "classifier.3", prior_settings(), 0,
+        tmp_path / "g.pt", tmp_path / "fit.json",
+    )  # fmt: skip
     metrics = measure_generator(
-        small_run_network, coarse_fashion, tmp_path / "g.pt", tmp_path / "g.json",
-        small_oracle[0] / "o.pt",
+        small_run_network, coarse_fashion, tmp_path / "g.pt", tmp_path / "fit.json",
+        tmp_path / "g.json", small_oracle[0] / "o.pt",
     )  # fmt: skip
     assert json.loads((tmp_path / "g.json").read_text()) == metrics
     assert {"pixel_mse", "code_cosine", "reconstruction_accuracy", "real_accuracy"} <= set(metrics)
-    # how it was trained travels in the checkpoint to the metrics
-    assert fit["code_layer"] == "classifier.3" and fit["train_images"] > 0
+    # how it was trained (the time included) reaches the metrics; the checkpoint stays free of
+    # the time, so that it is byte-identical run to run
+    assert fit["code_layer"] == "classifier.3" and fit["train_images"] > 0 and "seconds" in fit
     assert {key: metrics[key] for key in fit} == fit
+    assert "seconds" not in torch.load(tmp_path / "g.pt", weights_only=True)["meta"]
     assert 0 <= metrics["reconstruction_accuracy"] <= 1 and metrics["code_cosine"] > 0.5
     G = load_prior(tmp_path / "g.pt", "generator", small_run_network, (1, 28, 28))
     assert G.code_layer == "classifier.3" and not any(p.requires_grad for p in G.parameters())

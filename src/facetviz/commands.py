@@ -83,7 +83,8 @@ def cmd_generator(args: argparse.Namespace, settings: dict[str, Any]) -> None:
     if args.dae:
         train_code_prior(network, fit_set, code_layer, priors, settings["seed"], args.dae)
     else:
-        train_generator(network, fit_set, code_layer, priors, settings["seed"], args.checkpoint)
+        seed = settings["seed"]
+        train_generator(network, fit_set, code_layer, priors, seed, args.checkpoint, args.fit)
 
 
 def cmd_generator_metrics(args: argparse.Namespace, settings: dict[str, Any]) -> None:
@@ -93,7 +94,9 @@ def cmd_generator_metrics(args: argparse.Namespace, settings: dict[str, Any]) ->
     network = _network(settings, args.weights or None).to(_device(settings))
     dataset = _dataset(settings)
     test_set = open_dataset(dataset, dataset.training_splits[1], settings["seed"])
-    measure_generator(network, test_set, args.checkpoint, args.metrics, args.oracle or None)
+    measure_generator(
+        network, test_set, args.checkpoint, args.fit, args.metrics, args.oracle or None
+    )
 
 
 def cmd_activations(args: argparse.Namespace, settings: dict[str, Any]) -> None:

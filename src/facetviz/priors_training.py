@@ -218,7 +218,6 @@ def load_prior(path: str | Path, kind: str, network: Network, input_shape=None) 
         ) from err
     _check_fits(path, meta, kind, network, input_shape)
     module.code_layer = meta["code_layer"]
-    module.fit_summary = dict(meta.get("fit", {}))  # how it was trained (train_generator)
     module.eval()
     for parameter in module.parameters():
         parameter.requires_grad_(False)
@@ -273,9 +272,12 @@ def train_generator(
     settings: PriorSettings,
     seed: int,
     checkpoint: str | Path,
+    fit_path: str | Path,
 ) -> dict[str, Any]:
-    """Train G on the fit split and write its checkpoint, which also keeps how it was trained
-    (`measure_generator` reports it beside the measurements)."""
+    """Train G on the fit split; write its checkpoint, and how it was trained (with the time,
+    which the checkpoint leaves out to stay byte-identical run to run) as a JSON file."""
+    from facetviz.io import write_json
+
     images = training_images(fit_set, settings.images, seed)
     log.info("generator: %d training images, codes of %s, %g epochs", len(images), code_layer,
              settings.epochs)  # fmt: skip
@@ -287,7 +289,8 @@ def train_generator(
         "epochs": settings.epochs,
         "seconds": round(seconds, 1),
     }
-    save_prior(checkpoint, G, {"code_layer": code_layer, "fit": fit})
+    save_prior(checkpoint, G, {"code_layer": code_layer})
+    write_json(fit_path, fit)
     return fit
 
 
@@ -295,18 +298,19 @@ def measure_generator(
     network: Network,
     test_set: FacetDataset,
     checkpoint: str | Path,
+    fit_path: str | Path,
     metrics_path: str | Path,
     oracle_path: str | Path | None = None,
 ) -> dict[str, Any]:
-    """`generator_metrics` of the trained G on the test split, with how it was trained, as the
-    metrics JSON. Its own job (rule generator_metrics), so that the generator's training need
-    not wait for the oracle, and a new oracle does not retrain it."""
-    from facetviz.io import write_json
+    """`generator_metrics` of the trained G on the test split, with how it was trained (from
+    `fit_path`), as the metrics JSON. Its own job (rule generator_metrics), so that the
+    generator's training need not wait for the oracle, and a new oracle does not retrain it."""
+    from facetviz.io import read_json, write_json
     from facetviz.oracle import load_oracle
 
     G = load_prior(checkpoint, "generator", network, test_set.image_shape)
     oracle = load_oracle(oracle_path) if oracle_path else None
-    metrics = generator_metrics(G, network, test_set, G.code_layer, oracle) | G.fit_summary
+    metrics = generator_metrics(G, network, test_set, G.code_layer, oracle) | read_json(fit_path)
     log.info("generator: %s", ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
                                         for k, v in metrics.items()))  # fmt: skip
     write_json(metrics_path, metrics)

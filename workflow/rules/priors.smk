@@ -7,7 +7,8 @@ rule generator:
     input:
         weights=lambda wildcards: model_weights(wildcards.tree),
     output:
-        "{tree}/priors/generator.pt",
+        model="{tree}/priors/generator.pt",
+        fit="{tree}/priors/generator-fit.json",
     params:
         settings=prior_settings,
     log:
@@ -20,7 +21,8 @@ rule generator:
         **GPU,
     shell:
         "python -m facetviz generator --threads {threads} --settings {params.settings:q}"
-        " --weights '{input.weights}' --checkpoint {output} > {log} 2>&1"
+        " --weights '{input.weights}' --checkpoint {output.model} --fit {output.fit}"
+        " > {log} 2>&1"
 
 
 # How well the generator inverts the network, on the test split. Its own rule, so that the
@@ -29,6 +31,7 @@ rule generator:
 rule generator_metrics:
     input:
         generator="{tree}/priors/generator.pt",
+        fit="{tree}/priors/generator-fit.json",
         weights=lambda wildcards: model_weights(wildcards.tree),
         # with an oracle, the metrics say how recognizable the reconstructions are
         oracle=lambda wildcards: f"{wildcards.tree}/oracle/oracle.pt" if ORACLE_ENABLED else [],
@@ -44,7 +47,8 @@ rule generator_metrics:
         **GPU,
     shell:
         "python -m facetviz generator-metrics --threads {threads} --settings {params.settings:q}"
-        " --weights '{input.weights}' --checkpoint {input.generator} {params.oracle}"
+        " --weights '{input.weights}' --checkpoint {input.generator} --fit {input.fit}"
+        " {params.oracle}"
         " --metrics {output} > {log} 2>&1"
 
 
