@@ -158,6 +158,17 @@ def test_a_new_oracle_remeasures_without_retraining_the_generator(default_run) -
     }
 
 
+def test_the_oracle_trains_on_one_thread_whatever_the_cores(default_run) -> None:
+    """Its floats depend on the thread count: on one thread it is the same on every machine's
+    core count; the model trains on as many as the rule allows."""
+    workdir, config = default_run
+    forced = ("--dry-run", "--printshellcmds", "--forcerun", "oracle", "train")
+    result = snakemake(workdir, config, *forced, "--cores", "8")
+    out = result.stdout + result.stderr
+    assert result.returncode == 0, out[-3000:]
+    assert "facetviz oracle --threads 1 " in out and "facetviz train --threads 4 " in out
+
+
 def test_the_facet_layer_does_not_retrain_a_generator_of_another_code_layer(default_run) -> None:
     workdir, config = default_run
     assert config["priors"]["code_layer"]  # set explicitly in the default config
