@@ -218,8 +218,8 @@ def final_outputs():
         outputs += [SYNTHESIS_METRICS, f"{EVALUATION}/summary.json"]
     if TRAINS_MODEL:
         outputs.append(f"{RESULTS}/model/metrics.json")
-    if LEARNED_PRIOR:
-        outputs.append(f"{RESULTS}/priors/generator.json")
+    if LEARNED_PRIOR:  # every training tree's generator, measured
+        outputs += [f"{tree}/priors/generator.json" for tree in TRAIN_TREES]
     return outputs
 
 
