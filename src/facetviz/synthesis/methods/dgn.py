@@ -40,7 +40,7 @@ CONSTRAINTS = ["trust_region", "cone", "none"]
 @dataclass(frozen=True)
 class Settings:
     # a mixed facet's centroid lies between its kinds and G draws it as a blend; the mode, in a
-    # cone of 0.20, gave 0.889 fidelity against the centroid's 0.847 in the same cone and every
+    # cone of 0.20, gave 0.891 fidelity against the centroid's 0.833 in the same cone and every
     # replicate's activation ratio above 1 (config/evaluation.yaml; README, "Learned priors")
     init: str = setting(
         "mode",
