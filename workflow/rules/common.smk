@@ -248,7 +248,7 @@ def prior_settings(wildcards):
     """What a prior depends on: the model and its training data and the priors section; the
     facet layer only where it is the code layer (priors.code_layer null); not the synthesis
     settings."""
-    facet_layer = {} if config["priors"]["code_layer"] else {"facet_layer": config["facets"]["layer"]}
-    return settings(
-        **model_settings(TRAIN_TREES[wildcards.tree]), priors=config["priors"], **facet_layer
-    )
+    extra = {}
+    if not config["priors"]["code_layer"]:  # the generator inverts the facet layer
+        extra["facet_layer"] = config["facets"]["layer"]
+    return settings(**model_settings(TRAIN_TREES[wildcards.tree]), priors=config["priors"], **extra)
