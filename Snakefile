@@ -12,14 +12,14 @@ report: "workflow/report/workflow.rst"
 
 
 include: "workflow/rules/common.smk"
-include: "workflow/rules/train.smk"
-include: "workflow/rules/oracle.smk"
+include: "workflow/rules/model.smk"
 include: "workflow/rules/activations.smk"
 include: "workflow/rules/facets.smk"
 include: "workflow/rules/priors.smk"
-include: "workflow/rules/synthesize.smk"
-include: "workflow/rules/figures.smk"
+include: "workflow/rules/synthesis.smk"
+include: "workflow/rules/measure.smk"
 include: "workflow/rules/evaluation.smk"
+include: "workflow/rules/report.smk"
 
 
 rule all:

@@ -4,9 +4,9 @@ Both measurements use the default run's setup: the embedded CNN (random weights,
 trained ones), the real Fashion-MNIST train split with the default label map, facet layer
 classifier.3, target layers classifier.5, classifier.2 and features.6, batch size 256.
 
-  bare     the same DataLoader (facetviz.train.loader) feeding model(normalize(x)) under
+  bare     the same DataLoader (facetviz.model.fit.loader) feeding model(normalize(x)) under
            torch.inference_mode, with no hooks and nothing written
-  extract  facetviz.activations.extract into an HDF5 file in a temporary folder
+  extract  facetviz.activations.extract.extract into an HDF5 file in a temporary folder
 
 The two are alternated (bare, extract, bare, extract, ...) so that drifting machine load hits
 both alike; the medians are compared: ratio = extract images/s / bare images/s (goal >= 0.8).
@@ -78,10 +78,10 @@ def main() -> int:
 
     import torch
 
-    from facetviz.activations import extract
-    from facetviz.data import open_dataset
-    from facetviz.models import load_network, resolve_device
-    from facetviz.train import loader
+    from facetviz.activations.extract import extract
+    from facetviz.data.datasets import open_dataset
+    from facetviz.model.fit import loader
+    from facetviz.model.networks import load_network, resolve_device
 
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -21,7 +21,7 @@ def default_config() -> dict[str, Any]:
 
 def default_settings():
     """(DatasetSettings, ModelSettings) of the default run."""
-    from facetviz.settings import DatasetSettings, ModelSettings
+    from facetviz.core.settings import DatasetSettings, ModelSettings
 
     config = default_config()
     dataset = DatasetSettings.from_config(config["dataset"])
@@ -30,9 +30,9 @@ def default_settings():
 
 def default_network(config: dict[str, Any]):
     """The default run's trained model (`make run` makes it)."""
-    from facetviz.dataset_checks import input_spec
-    from facetviz.models import load_network
-    from facetviz.settings import DatasetSettings, ModelSettings
+    from facetviz.core.settings import DatasetSettings, ModelSettings
+    from facetviz.data.checks import input_spec
+    from facetviz.model.networks import load_network
 
     shape, classes = input_spec(DatasetSettings.from_config(config["dataset"]))
     weights = REPO / "results" / "default" / "model" / "model.pt"
@@ -43,7 +43,7 @@ def default_run_parts(threads: int):
     """(config, trained network, DatasetSettings) of the default run, torch on `threads`."""
     import torch
 
-    from facetviz.settings import DatasetSettings
+    from facetviz.core.settings import DatasetSettings
 
     torch.set_num_threads(threads)
     config = default_config()

@@ -36,8 +36,8 @@ def main() -> int:
         import facetviz  # noqa: F401
     except ImportError:
         sys.path.insert(0, str(REPO / "src"))
-    from facetviz.activations import Activations
-    from facetviz.facets import cluster, embed, select_rows
+    from facetviz.activations.extract import Activations
+    from facetviz.facets.discover import cluster, embed, select_rows
 
     if not Path(args.activations).exists():
         print(f"{args.activations} does not exist: run `make run` first", file=sys.stderr)

@@ -33,9 +33,9 @@ def main() -> int:
     import yaml
     from default_run import default_run_parts
 
-    from facetviz.data import open_dataset
-    from facetviz.priors_training import measure_generator, train_generator
-    from facetviz.settings import PriorSettings
+    from facetviz.core.settings import PriorSettings
+    from facetviz.data.datasets import open_dataset
+    from facetviz.priors.training import measure_generator, train_generator
 
     config, network, dataset = default_run_parts(args.threads)
     fit, test = dataset.training_splits

@@ -31,8 +31,8 @@ def main() -> int:
     sys.path.insert(0, str(REPO / "bench"))
     from default_run import default_run_parts
 
-    from facetviz.data import open_dataset
-    from facetviz.settings import SynthesisSettings
+    from facetviz.core.settings import SynthesisSettings
+    from facetviz.data.datasets import open_dataset
     from facetviz.synthesis import methods
     from facetviz.synthesis.job import synthesize_batch
 

@@ -41,7 +41,7 @@ def main() -> int:
         sys.path.insert(0, str(REPO / "src"))
     import torch
 
-    from facetviz.models import load_network
+    from facetviz.model.networks import load_network
     from facetviz.synthesis import methods
     from facetviz.synthesis.methods import Context, Task
     from facetviz.synthesis.objectives import Unit

@@ -81,7 +81,7 @@ def rgb_images(n: int, size: int, rng: np.random.Generator) -> np.ndarray:
 
 def gray_images(n: int, rng: np.random.Generator) -> tuple[np.ndarray, str]:
     """[n, 1, 28, 28] float32 in [0, 1]: Fashion-MNIST test images (or blobs), noisy."""
-    from facetviz.fashion_mnist import DEBIAN_FASHION_MNIST, read_idx
+    from facetviz.data.fashion_mnist import DEBIAN_FASHION_MNIST, read_idx
 
     path = DEBIAN_FASHION_MNIST / "t10k-images-idx3-ubyte.gz"
     if path.exists():

@@ -18,10 +18,10 @@ import yaml
 from PIL import Image
 from slurm_cluster import Cluster, Unavailable, start
 
-from facetviz.data import FacetDataset, open_dataset
-from facetviz.fashion_mnist import DEBIAN_FASHION_MNIST, FASHION_MNIST_CLASSES
-from facetviz.models import Network, load_network
-from facetviz.settings import DatasetSettings, FacetSettings, ModelSettings, Neuron
+from facetviz.core.settings import DatasetSettings, FacetSettings, ModelSettings, Neuron
+from facetviz.data.datasets import FacetDataset, open_dataset
+from facetviz.data.fashion_mnist import DEBIAN_FASHION_MNIST, FASHION_MNIST_CLASSES
+from facetviz.model.networks import Network, load_network
 from facetviz.synthesis.methods import Task
 from facetviz.synthesis.objectives import Unit
 
@@ -161,7 +161,7 @@ SMALL_PRIOR = {"images": None, "epochs": 20, "batch_size": 32, "width": 16, "lr"
 
 def prior_settings(**values):
     """Typed priors settings: the schema's defaults, small ones for tests, and `values`."""
-    from facetviz.settings import PriorSettings
+    from facetviz.core.settings import PriorSettings
 
     minimal = {"facets": {"layer": "classifier.3"}, "neurons": [NEURON],
                "priors": {**SMALL_PRIOR, **values}}  # fmt: skip
@@ -233,9 +233,9 @@ def small_run(tmp_path_factory: pytest.TempPathFactory, coarse_fashion: FacetDat
     facets, ch2: a conv unit with 2) made by the real stages."""
     from threadpoolctl import threadpool_limits
 
-    from facetviz.activations import extract
-    from facetviz.facets import discover
-    from facetviz.models import build_architecture, save_checkpoint
+    from facetviz.activations.extract import extract
+    from facetviz.facets.discover import discover
+    from facetviz.model.networks import build_architecture, save_checkpoint
 
     folder = tmp_path_factory.mktemp("run")
     torch.manual_seed(0)
@@ -299,7 +299,7 @@ def threads(request: pytest.FixtureRequest):
 def facet_record(assignment, fine_labels, unit_values, fine_names, image_shape=(1, 4, 4)):
     """A hand-made facet record: `assignment` (-1: dropped), the images' fine labels and unit
     values; the rest placeholders shaped as the facets stage writes them."""
-    from facetviz.facet_record import FacetRecord
+    from facetviz.facets.record import FacetRecord
 
     assignment = np.asarray(assignment)
     n, k = len(assignment), int(assignment.max()) + 1
@@ -333,8 +333,8 @@ def facet_record(assignment, fine_labels, unit_values, fine_names, image_shape=(
 def small_oracle(fashion_dir: Path, tmp_path_factory: pytest.TempPathFactory):
     """An oracle trained briefly on the small synthetic Fashion-MNIST (400 train, 100 test):
     (its folder, its metrics)."""
-    from facetviz.oracle import train_oracle
-    from facetviz.settings import OracleSettings
+    from facetviz.core.settings import OracleSettings
+    from facetviz.measure.oracle import train_oracle
 
     folder = tmp_path_factory.mktemp("oracle")
     dataset = dataset_settings(kind="fashion_mnist", root=str(fashion_dir),
@@ -435,7 +435,7 @@ def one_thread():
 @pytest.fixture(scope="session")
 def small_generator(small_run: Path, small_run_network: Network, coarse_fashion) -> Path:
     """A generator of the small run's codes (classifier.3), trained briefly: its checkpoint."""
-    from facetviz.priors_training import fit_generator, save_prior
+    from facetviz.priors.training import fit_generator, save_prior
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
@@ -450,7 +450,7 @@ def small_generator(small_run: Path, small_run_network: Network, coarse_fashion)
 
 def learned_prior_task(small_run: Path, seed: int = 0) -> Task:
     """The small run's two neurons as one synthesis task (the learned priors' tests)."""
-    from facetviz.facet_record import FacetRecord
+    from facetviz.facets.record import FacetRecord
     from facetviz.synthesis.job import build_task
 
     records = [FacetRecord.read(small_run / "facets" / f"{n}.h5") for n in ("tops", "ch2")]

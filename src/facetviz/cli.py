@@ -14,10 +14,10 @@ import signal
 import sys
 from typing import Any
 
-from facetviz import commands as c
-from facetviz.errors import DiskFullError, FacetvizError
-from facetviz.io import is_disk_full
-from facetviz.progress import log, setup_logging
+from facetviz.core.errors import DiskFullError, FacetvizError
+from facetviz.core.io import is_disk_full
+from facetviz.core.progress import log, setup_logging
+from facetviz.stages import STAGES
 
 
 def _limit_threads(threads: int) -> None:
@@ -31,90 +31,16 @@ def _limit_threads(threads: int) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """One subcommand per entry of `STAGES`, each with `--settings` and `--threads`."""
     parser = argparse.ArgumentParser(prog="facetviz", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    figure_formats = "one file per format, by suffix (.png, .pdf)"
-
-    def stage(name: str, func, help_text: str) -> argparse.ArgumentParser:
-        p = sub.add_parser(name, help=help_text)
+    for stage in STAGES.values():
+        p = sub.add_parser(stage.name, help=stage.help)
         p.add_argument("--settings", default="{}", help="JSON object of the config this stage uses")
         p.add_argument("--threads", type=int, default=None, help="CPU threads (default: all)")
-        p.set_defaults(func=func)
-        return p
-
-    p = stage("train", c.cmd_train, "train the embedded CNN")
-    p.add_argument("--checkpoint", required=True)
-    p.add_argument("--metrics", required=True)
-    p = stage("oracle", c.cmd_oracle, "train the oracle, a fine-class classifier for measuring")
-    p.add_argument("--checkpoint", required=True)
-    p.add_argument("--metrics", required=True)
-    p = stage("generator", c.cmd_generator, "train a learned prior: the generator, or the DAE")
-    p.add_argument("--weights", default=None)
-    p.add_argument("--checkpoint", default=None)
-    p.add_argument("--fit", default=None, help="JSON file of how the generator was trained")
-    p.add_argument("--dae", default=None, help="train the code prior (DAE) into this file")
-    p = stage("generator-metrics", c.cmd_generator_metrics, "measure the trained generator")
-    p.add_argument("--weights", default=None)
-    p.add_argument("--checkpoint", required=True, help="the generator's checkpoint")
-    p.add_argument("--fit", required=True, help="its training facts (from `generator`)")
-    p.add_argument("--oracle", default=None, help="an oracle to measure reconstructions with")
-    p.add_argument("--metrics", required=True)
-    p = stage("activations", c.cmd_activations, "forward pass into HDF5")
-    p.add_argument("--weights", default=None)
-    p.add_argument("--out", required=True)
-    p.add_argument("--shard", default=None, help="I/COUNT: only the I-th (0-based) of COUNT shards")
-    p = stage("join-activations", c.cmd_join_activations, "join activation shards into one file")
-    p.add_argument("--shards", nargs="+", required=True, help="shard files, in order")
-    p.add_argument("--out", required=True)
-    p = stage("facets", c.cmd_facets, "cluster one neuron's images into facets")
-    p.add_argument("--activations", required=True)
-    p.add_argument("--out-h5", required=True)
-    p.add_argument("--out-json", required=True)
-    p = stage("synthesize", c.cmd_synthesize, "optimize one image per facet of a batch of neurons")
-    p.add_argument("--weights", default=None)
-    p.add_argument("--facets", nargs="+", required=True, help="facet files, one per neuron")
-    p.add_argument("--input", action="append", help="NAME=PATH: an extra input the method declares")
-    p.add_argument("--out-dir", required=True)
-    p = stage(
-        "synthesis-metrics", c.cmd_synthesis_metrics, "score synthesized images with the oracle"
-    )
-    p.add_argument("--oracle", required=True)
-    p.add_argument("--weights", default=None)
-    p.add_argument("--facets", nargs="+", required=True, help="facet files of the class units")
-    p.add_argument("--out-csv", required=True)
-    p.add_argument("--out-json", required=True)
-    p = stage("evaluation", c.cmd_evaluation, "every metric over seeds: means and intervals")
-    p.add_argument("--metrics", nargs="+", required=True, help="synthesis/metrics.json per seed")
-    p.add_argument(
-        "--out", nargs=3, required=True, help="per_seed.csv, summary.csv and summary.json"
-    )
-    p = stage("evaluation-figures", c.cmd_evaluation_figures, "the Pareto and path figures")
-    p.add_argument("--summary", required=True, help="evaluation/summary.json")
-    p.add_argument("--pareto", nargs="+", required=True, help=figure_formats)
-    p.add_argument("--path", nargs="+", required=True, help=figure_formats)
-    p = stage("figure", c.cmd_figure, "one neuron's facets figure")
-    p.add_argument("--facets", required=True)
-    p.add_argument("--synthesis", required=True)
-    p.add_argument("--out", nargs="+", required=True, help=figure_formats)
-    p = stage("embedding", c.cmd_embedding, "one neuron's 2-D embedding with its facets")
-    p.add_argument("--facets", required=True)
-    p.add_argument("--out", nargs="+", required=True, help=figure_formats)
-    p = stage("facet-table", c.cmd_facet_table, "the run's table of facets against fine labels")
-    p.add_argument("--summaries", nargs="+", required=True)
-    p.add_argument("--out", required=True)
-    p = stage("overview", c.cmd_overview, "facet images of several neurons, a row each")
-    p.add_argument("--synthesis", nargs="+", required=True)
-    p.add_argument("--out", nargs="+", required=True, help=figure_formats)
-    p = stage("methods-figure", c.cmd_methods_figure, "each neuron's top facet by every method")
-    p.add_argument("--out", nargs="+", required=True, help=figure_formats)
-    p = stage("metrics-figure", c.cmd_metrics_figure, "facet recovery and synthesis quality bars")
-    p.add_argument("--table", required=True, help="facets/table.csv")
-    p.add_argument("--synthesis-metrics", default=None, help="synthesis/metrics.json, if any")
-    p.add_argument("--out", nargs="+", required=True, help=figure_formats)
-    p = stage("index", c.cmd_index, "the run's browsable page, index.html")
-    p.add_argument("--facets", nargs="+", required=True, help="facet files, one per neuron")
-    p.add_argument("--synthesis-metrics", default=None, help="synthesis/metrics.json, if any")
-    p.add_argument("--out", required=True)
+        for flag, options in stage.arguments:
+            p.add_argument(flag, **options)
+        p.set_defaults(func=stage.run)
     return parser
 
 

@@ -20,7 +20,7 @@ if SHARDS == 1:
         log:
             "{tree}/logs/activations.log",
         threads: 4
-        # before the oracle and the generator (oracle.smk): above their sum, as Snakemake
+        # before the oracle and the generator (measure.smk): above their sum, as Snakemake
         # starts the set of jobs with the largest total priority, and the two one-thread jobs
         # together would otherwise keep this one waiting for two free cores
         priority: 20

@@ -20,9 +20,9 @@ if SRC not in sys.path:
 
 validate(config, "../schemas/config.schema.yaml")
 
-from facetviz.config import check_dataset_files, check_run_config  # noqa: E402
-from facetviz.errors import ConfigError  # noqa: E402
-from facetviz.models import missing_weights_message, weights_file  # noqa: E402
+from facetviz.checks import check_dataset_files, check_run_config  # noqa: E402
+from facetviz.core.errors import ConfigError  # noqa: E402
+from facetviz.model.networks import missing_weights_message, weights_file  # noqa: E402
 from facetviz.synthesis import methods as synthesis_methods  # noqa: E402
 
 try:
@@ -90,7 +90,7 @@ HIDDEN_UNITS = [name for name in NEURONS if name not in CLASS_UNITS]
 # Jobs that use the model ask the scheduler for a GPU only when the run is set to CUDA.
 GPU = {"gpu": 1} if str(config["device"]).startswith("cuda") else {}
 
-# The oracle (oracle.smk) measures synthesized images. oracle.enabled null (auto): only where
+# The oracle (measure.smk) measures synthesized images. oracle.enabled null (auto): only where
 # every image has a fine label of its own dataset, i.e. Fashion-MNIST; true also trains one on
 # an ImageFolder's folders.
 ORACLE_ENABLED = (

@@ -13,10 +13,10 @@ rule generator:
         settings=prior_settings,
     log:
         "{tree}/logs/priors/generator.log",
-    # one thread: at 28 px a second one loses more to contention than it adds (bench/README.md),
+    # one thread: at 28 px a second one loses more to contention than it adds (docs/benchmarks.md),
     # and the synthesis jobs that do not need the generator run beside it
     threads: 1
-    priority: 5  # after the activations and the oracle, before the rest (oracle.smk)
+    priority: 5  # after the activations and the oracle, before the rest (measure.smk)
     resources:
         **GPU,
     shell:

@@ -19,10 +19,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from facetviz.data import FacetDataset
-from facetviz.facet_record import FacetRecord
-from facetviz.models import Network
-from facetviz.priors_training import encode
+from facetviz.data.datasets import FacetDataset
+from facetviz.facets.record import FacetRecord
+from facetviz.model.networks import Network
+from facetviz.priors.training import encode
 
 
 @dataclass(frozen=True)

@@ -10,10 +10,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from facetviz.errors import FacetvizError
-from facetviz.facet_record import FacetRecord
-from facetviz.io import atomic_path
-from facetviz.progress import log
+from facetviz.core.errors import FacetvizError
+from facetviz.core.io import atomic_path
+from facetviz.core.progress import log
+from facetviz.facets.record import FacetRecord
 from facetviz.synthesis.methods import Method, Task
 from facetviz.synthesis.objectives import Forward, Unit, units
 from facetviz.synthesis.record import SynthesisRecord

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from facetviz.errors import FacetvizError
-from facetviz.models import Network, capture, unit_count, unit_values
+from facetviz.core.errors import FacetvizError
+from facetviz.model.networks import Network, capture, unit_count, unit_values
 
 KINDS = ("activation", "probability", "log_probability")
 Outputs = Mapping[str, torch.Tensor]

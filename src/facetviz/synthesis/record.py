@@ -15,8 +15,8 @@ import h5py
 import numpy as np
 from PIL import Image
 
-from facetviz.records import read_record, write_record
-from facetviz.settings import Neuron
+from facetviz.core.records import read_record, write_record
+from facetviz.core.settings import Neuron
 
 STAGE = "synthesize"
 FILE = "images.h5"

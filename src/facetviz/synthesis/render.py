@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import torch
 
-from facetviz.progress import Progress
+from facetviz.core.progress import Progress
 from facetviz.synthesis.objectives import Forward, Objective
 from facetviz.synthesis.param import Canvas, GeneratorImage, Pixels
 from facetviz.synthesis.regularizers import bregman_strength, tv_denoise

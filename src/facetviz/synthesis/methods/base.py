@@ -29,10 +29,10 @@ from typing import Any, ClassVar
 import jsonschema
 import torch
 
-from facetviz.data import FacetDataset
-from facetviz.errors import ConfigError, FacetvizError
-from facetviz.facet_record import FacetRecord
-from facetviz.models import Network
+from facetviz.core.errors import ConfigError, FacetvizError
+from facetviz.data.datasets import FacetDataset
+from facetviz.facets.record import FacetRecord
+from facetviz.model.networks import Network
 from facetviz.synthesis.objectives import Forward, Objective, Unit
 from facetviz.synthesis.render import Result
 

@@ -25,8 +25,8 @@ from functools import partial
 
 import torch
 
-from facetviz.errors import FacetvizError
-from facetviz.priors_training import load_prior
+from facetviz.core.errors import FacetvizError
+from facetviz.priors.training import load_prior
 from facetviz.synthesis.code_space import FacetCodes, cone, facet_codes, trust_region
 from facetviz.synthesis.methods.base import Context, Method, Task, register, setting
 from facetviz.synthesis.objectives import Objective, facet_distance, units

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from facetviz.priors_training import load_prior
+from facetviz.priors.training import load_prior
 from facetviz.synthesis.methods import dgn
 from facetviz.synthesis.methods.base import Task, register, setting
 from facetviz.synthesis.methods.dgn import Dgn, FacetGeneratorImage

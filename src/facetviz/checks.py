@@ -1,0 +1,151 @@
+"""Checks of a run config that need the model or the dataset's folders: the model takes the
+dataset's images, layers exist, units and classes are in range, the dataset's files are there.
+
+The schema (workflow/schemas/config.schema.yaml) has already checked keys and types; this runs
+next, at workflow parse time, on the meta device, so a bad layer or unit stops the run before
+any job starts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from facetviz.core.errors import ConfigError
+from facetviz.core.settings import DatasetSettings, ModelSettings
+from facetviz.data.checks import check_dataset, input_spec
+from facetviz.model.networks import (
+    describe_model,
+    first_conv,
+    input_refused,
+    meta_architecture,
+    minimum_input_size,
+    output_shapes,
+    resolve_layer,
+    unit_count,
+)
+
+
+def check_run_config(config: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Validate the model-dependent parts of the validated `config`; return the neurons, fully
+    resolved.
+
+    Resolved neurons carry `class` as an integer index (or None for select: top) and `units`, the
+    size of their layer. Raises ConfigError naming the offending key.
+    """
+    _check_facet_counts(config["facets"])
+    dataset = DatasetSettings.from_config(config["dataset"])
+    model_settings = ModelSettings.from_config(config["model"])
+    input_shape, class_names = input_spec(dataset)
+    num_classes = model_settings.num_classes or len(class_names)
+    neurons = config["neurons"]
+    layers = [config["facets"]["layer"], *(n["layer"] for n in neurons)]
+    model = meta_architecture(model_settings, input_shape[0], num_classes)
+    _check_model_input(model, model_settings, dataset, input_shape)
+    model_settings.normalization(input_shape[0])
+    resolve_layer(model, config["facets"]["layer"], key="facets.layer")
+    for i, neuron in enumerate(neurons):
+        resolve_layer(model, neuron["layer"], key=f"neurons[{i}] ({neuron['name']}).layer")
+    shapes = output_shapes(model, input_shape, layers)
+
+    seen: set[str] = set()
+    resolved = []
+    for i, neuron in enumerate(neurons):
+        key = f"neurons[{i}] ({neuron['name']})"
+        if neuron["name"] in seen:
+            raise ConfigError(f"{key}.name: {neuron['name']!r} is used twice; names must be unique")
+        seen.add(neuron["name"])
+        units = unit_count(shapes[neuron["layer"]])
+        if neuron["unit"] >= units:
+            raise ConfigError(
+                f"{key}.unit: {neuron['unit']} is out of range for layer {neuron['layer']!r}, "
+                f"which has {units} units (0..{units - 1})"
+            )
+        resolved.append(
+            {**neuron, "class": _resolve_class(key, neuron, class_names), "units": units}
+        )
+    return resolved
+
+
+def check_dataset_files(config: Mapping[str, Any], neurons: list[dict[str, Any]]) -> None:
+    """The dataset's files are there (check_dataset), with images for every class that one of
+    the resolved `neurons` selects."""
+    classes = {
+        neuron["class"]: f"neurons[{i}] ({neuron['name']}).class"
+        for i, neuron in reversed(list(enumerate(neurons)))  # the first neuron names a class
+        if neuron["class"] is not None
+    }
+    check_dataset(DatasetSettings.from_config(config["dataset"]), classes)
+
+
+def _check_model_input(
+    model: Any, settings: ModelSettings, dataset: DatasetSettings, shape: tuple[int, ...]
+) -> None:
+    """The model takes the dataset's images. When torch refuses them, say why in the config's
+    terms: the channels (the first convolution's), or the size (the architecture's minimum).
+    Only then: a model may adapt its input itself, e.g. repeat a gray channel."""
+    refused = input_refused(model, shape)
+    if refused is None:
+        return
+    channels, size = shape[0], shape[1]
+    name = describe_model(settings)
+    conv = first_conv(model)
+    if conv is not None and conv[1].in_channels != channels:
+        takes, given = conv[1].in_channels, _origin(dataset, "channels")
+        convert = "repeated into" if takes > channels else "averaged to"
+        raise ConfigError(
+            f"dataset.channels: the model ({name}) takes {takes}-channel images (its first "
+            f"layer {conv[0]}), but the dataset gives {channels} ({given}). Set "
+            f"dataset.channels: {takes} (images are {convert} {takes} channels), or a model "
+            f"that takes {channels}-channel images."
+        )
+    minimum = minimum_input_size(model, channels, size)
+    given = _origin(dataset, "image_size")
+    if minimum is None:
+        raise ConfigError(
+            f"dataset.image_size: the model ({name}) refuses {channels}x{size}x{size} images "
+            f"({given}), and every larger size: {refused}"
+        )
+    raise ConfigError(
+        f"dataset.image_size: {size} px ({given}) is smaller than the model ({name}) accepts: "
+        f"it needs at least {minimum} px. Set dataset.image_size: {minimum} or more (images are "
+        "resized to it)."
+    )
+
+
+def _origin(dataset: DatasetSettings, key: str) -> str:
+    """Whether a dataset setting was set, or is its kind's default (messages say which)."""
+    return "as set" if getattr(dataset, key) else f"the default of {dataset.kind}"
+
+
+def _check_facet_counts(facets: Mapping[str, Any]) -> None:
+    """k facets need at least k images: catch a cap below k before any work."""
+    k = facets["k"]
+    for key in ("top_n", "max_images"):
+        limit = facets[key]
+        if limit is not None and limit < k:
+            raise ConfigError(
+                f"facets.{key}: {limit} images cannot make facets.k = {k} facets; "
+                f"raise facets.{key} or lower facets.k"
+            )
+
+
+def _resolve_class(key: str, neuron: Mapping[str, Any], class_names: tuple[str, ...]) -> int | None:
+    if neuron["select"] != "label":
+        return None
+    wanted = neuron["class"]
+    if wanted is None:
+        wanted = neuron["unit"]
+    if isinstance(wanted, str):
+        if wanted not in class_names:
+            raise ConfigError(
+                f"{key}.class: {wanted!r} is not a class of the dataset; classes: "
+                f"{', '.join(class_names[:20])}{' ...' if len(class_names) > 20 else ''}"
+            )
+        return class_names.index(wanted)
+    if not 0 <= wanted < len(class_names):
+        raise ConfigError(
+            f"{key}.class: {wanted} is out of range; the dataset has {len(class_names)} classes "
+            f"(0..{len(class_names) - 1}). Set class when the unit index is not the class index."
+        )
+    return int(wanted)

@@ -1,0 +1,98 @@
+"""Parse-time checks of the dataset, cheap enough for ImageNet: no image is opened.
+
+The workflow runs them (through config.check_run_config and config.check_dataset_files) before
+any job starts, so that a wrong root, split, label map or class stops the run with a message
+that names the config key.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from facetviz.data.datasets import IMAGE_EXTENSIONS, LabelSpace, class_dirs, image_folder_root
+from facetviz.core.errors import ConfigError
+from facetviz.data.fashion_mnist import FASHION_MNIST_CLASSES, check_fashion_mnist_root
+from facetviz.core.settings import DatasetSettings
+
+
+def input_spec(settings: DatasetSettings) -> tuple[tuple[int, int, int], tuple[str, ...]]:
+    """(model input shape, class names) from the config alone, cheap enough for parse time."""
+    shape = settings.input_shape
+    if settings.kind == "fashion_mnist":
+        fine_names: Sequence[str] = FASHION_MNIST_CLASSES
+    else:
+        root = image_folder_root(settings.root)
+        fine_names = [d.name for d in class_dirs(root)]
+        if not fine_names:
+            raise ConfigError(
+                f"dataset.root: {root} has no class folders. An image_folder dataset is "
+                "root/<class>/<image> (ImageNet's train/ layout), not a folder of images."
+            )
+    return shape, LabelSpace.build(fine_names, settings.label_map).class_names
+
+
+def has_image(folder: Path) -> bool:
+    """Whether `folder` or a folder below it holds an image file. It stops at the first one, and
+    os.scandir reads a directory in small batches: cheap even for ImageNet's folders."""
+    subfolders = []
+    try:
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                if entry.is_dir():
+                    subfolders.append(Path(entry.path))
+                elif Path(entry.name).suffix.lower() in IMAGE_EXTENSIONS and entry.is_file():
+                    return True
+    except OSError:  # missing or unreadable: no images
+        return False
+    return any(has_image(sub) for sub in subfolders)
+
+
+def check_dataset(settings: DatasetSettings, classes: dict[int, str] | None = None) -> None:
+    """The dataset's files are there, without opening an image.
+
+    The split exists; Fashion-MNIST's root (when set) holds the IDX files; an ImageFolder root
+    has class folders and images, every label_map class has a folder with images, and so does
+    each class in `classes` (class index -> the config key that selects it, e.g. a neuron's).
+    """
+    kind, split = settings.kind, settings.split
+    splits = settings.kind_defaults.splits
+    if split is not None and split not in splits:
+        raise ConfigError(f"dataset.split: {kind} has splits {', '.join(splits)}, not {split!r}")
+    if kind == "fashion_mnist":
+        if settings.root:  # else Debian's copy, or a download in the first job
+            check_fashion_mnist_root(Path(settings.root))
+        return
+    root = image_folder_root(settings.root)
+    folders = class_dirs(root)
+    if not any(has_image(folder) for folder in folders):
+        raise ConfigError(
+            f"dataset.root: no images in class sub-folders of {root} ({len(folders)} folders; "
+            f"image files end in {', '.join(sorted(IMAGE_EXTENSIONS))})"
+        )
+    _check_classes_have_images(root, folders, settings.label_map, classes or {})
+
+
+def _check_classes_have_images(
+    root: Path,
+    folders: list[Path],
+    label_map: Mapping[str, list[str]] | None,
+    classes: dict[int, str],
+) -> None:
+    """Each class that a run may select has a folder with images (check_dataset)."""
+    groups = list((label_map or {folder.name: [folder.name] for folder in folders}).items())
+    # every class of a label_map (they are few, and a neuron may select any of them); without
+    # one, ImageNet's 1,000 folders: only those that `classes` names
+    needed = (
+        {i: f"dataset.label_map.{name}" for i, (name, _members) in enumerate(groups)}
+        if label_map
+        else classes
+    )
+    for index, key in sorted(needed.items()):
+        name, members = groups[index]
+        if not any(has_image(root / member) for member in members):
+            raise ConfigError(
+                f"{key}: class {name!r} has no images: {', '.join(str(root / m) for m in members)} "
+                "holds no image files. Add images, or leave the class out."
+            )

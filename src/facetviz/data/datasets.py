@@ -1,0 +1,325 @@
+"""Datasets: Fashion-MNIST and ImageFolder trees, with optional merging of classes.
+
+Every item is `(pixels, label, fine_label, index)`: pixels in [0, 1] at the model's input size
+(normalization belongs to the model), the (possibly merged) class, the original class, and the
+image's index in the full, unsubsampled dataset.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch.utils.data import Dataset
+
+from facetviz.core.errors import ConfigError, FacetvizError
+from facetviz.data.fashion_mnist import (
+    FASHION_MNIST_CLASSES,
+    IDX_FILES,
+    find_fashion_mnist,
+    idx_file,
+    read_idx,
+)
+from facetviz.core.progress import log
+from facetviz.core.settings import DatasetSettings
+
+IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm"}
+
+
+@dataclass(frozen=True)
+class LabelSpace:
+    """Classes the model sees (`class_names`) and the original classes under them (`fine_names`)."""
+
+    class_names: tuple[str, ...]
+    fine_names: tuple[str, ...]
+    fine_to_class: tuple[int, ...]  # -1: the fine class belongs to no class and is left out
+    has_fine_labels: bool  # True when classes merge fine classes, so fine labels say more
+
+    @classmethod
+    def build(cls, fine_names: Sequence[str], label_map: dict[str, list[str]] | None) -> LabelSpace:
+        fine_names = tuple(fine_names)
+        if not label_map:
+            return cls(fine_names, fine_names, tuple(range(len(fine_names))), False)
+        position = {name: i for i, name in enumerate(fine_names)}
+        fine_to_class = [-1] * len(fine_names)
+        for class_index, (class_name, members) in enumerate(label_map.items()):
+            for member in members:
+                if member not in position:
+                    raise ConfigError(
+                        f"dataset.label_map.{class_name}: '{member}' is not a class of this "
+                        f"dataset. Known classes: {', '.join(fine_names)}"
+                    )
+                if fine_to_class[position[member]] != -1:
+                    raise ConfigError(
+                        f"dataset.label_map: '{member}' is listed under two classes; "
+                        "each fine class may belong to one class only."
+                    )
+                fine_to_class[position[member]] = class_index
+        return cls(tuple(label_map), fine_names, tuple(fine_to_class), True)
+
+
+class UnreadableImage(FacetvizError):
+    """An image file that cannot be decoded (corrupt, truncated, not an image, unreadable)."""
+
+    def __init__(self, path: Path, reason: BaseException) -> None:
+        super().__init__(
+            f"cannot read image {path}: {reason}. Replace or delete the file, or set "
+            "dataset.on_unreadable: skip to leave such files out of the forward pass (each one "
+            "is logged and recorded in activations.h5; training the embedded model still needs "
+            "every file)"
+        )
+        self.path = path
+        self.reason = reason
+
+
+class FacetDataset(Dataset):
+    """Shared behaviour; subclasses load one image's pixels in `_load`."""
+
+    # what the forward pass does with an image `_load` cannot read (UnreadableImage): see
+    # SkipUnreadable; image_folder datasets take it from dataset.on_unreadable
+    on_unreadable = "error"
+
+    def __init__(
+        self,
+        label_space: LabelSpace,
+        fine_labels: np.ndarray,
+        indices: np.ndarray,
+        image_size: int,
+        channels: int,
+        description: dict[str, Any],
+    ) -> None:
+        mapped = np.asarray(label_space.fine_to_class)[fine_labels]
+        keep = mapped >= 0  # images of fine classes that no class takes are left out
+        self.label_space = label_space
+        self.indices = np.asarray(indices, dtype=np.int64)[keep]
+        self.fine_labels = np.asarray(fine_labels, dtype=np.int64)[keep]
+        self.labels = mapped[keep].astype(np.int64)
+        self.image_size = image_size
+        self.channels = channels
+        self.description = description
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        return (self.channels, self.image_size, self.image_size)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.label_space.class_names)
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, position: int) -> tuple[torch.Tensor, int, int, int]:
+        return (
+            self._load(position),
+            int(self.labels[position]),
+            int(self.fine_labels[position]),
+            int(self.indices[position]),
+        )
+
+    def pixels(self, positions: Sequence[int]) -> torch.Tensor:
+        """Images at these positions (not dataset indices) as one [n, C, H, W] tensor."""
+        if len(positions) == 0:
+            return torch.empty((0, *self.image_shape))
+        return torch.stack([self._load(int(p)) for p in positions])
+
+    def positions_of(self, dataset_indices: Sequence[int]) -> np.ndarray:
+        """Positions in this dataset of the given dataset indices (all must be present)."""
+        lookup = {int(index): pos for pos, index in enumerate(self.indices)}
+        try:
+            return np.array([lookup[int(i)] for i in dataset_indices], dtype=np.int64)
+        except KeyError as err:
+            raise FacetvizError(
+                f"dataset index {err.args[0]} is not in the configured dataset: the dataset "
+                "changed since the activations were computed; rerun the pipeline."
+            ) from None
+
+    def source(self, position: int) -> str:
+        """Where the image at `position` comes from, for messages: its file, or its index."""
+        return (
+            f"{self.description['kind']} {self.description['split']} image {self.indices[position]}"
+        )
+
+    def _load(self, position: int) -> torch.Tensor:
+        raise NotImplementedError
+
+
+class SkipUnreadable(Dataset):
+    """`images` (a dataset or a Subset of one) where an unreadable image becomes a placeholder.
+
+    The placeholder's index is -1 and its pixels zeros, so that it batches with the others; the
+    forward pass drops it and records the file as skipped (activations.extract). Each skip is
+    logged here with its reason, also from DataLoader worker processes.
+    """
+
+    def __init__(self, images: Dataset, image_shape: tuple[int, int, int]) -> None:
+        self.images = images
+        self.image_shape = image_shape
+
+    def __len__(self) -> int:
+        return len(self.images)  # type: ignore[arg-type]
+
+    def __getitem__(self, position: int) -> tuple[torch.Tensor, int, int, int]:
+        try:
+            return self.images[position]
+        except UnreadableImage as err:
+            log.warning("skipped (dataset.on_unreadable: skip): %s: %s", err.path, err.reason)
+            return torch.zeros(self.image_shape), -1, -1, -1
+
+
+def _fit_to_model(image: torch.Tensor, image_size: int, channels: int) -> torch.Tensor:
+    """[C, H, W] in [0, 1] -> the model's channel count and square size."""
+    if image.shape[0] != channels:
+        image = image.mean(0, keepdim=True) if channels == 1 else image.expand(channels, -1, -1)
+    if image.shape[-1] != image_size or image.shape[-2] != image_size:
+        image = F.interpolate(
+            image[None], size=(image_size, image_size), mode="bilinear", align_corners=False
+        )[0]
+    return image.contiguous()
+
+
+# --- Fashion-MNIST -------------------------------------------------------------------------
+
+
+class FashionMNISTData(FacetDataset):
+    def __init__(self, settings: DatasetSettings, split: str, seed: int) -> None:
+        if split not in IDX_FILES:
+            raise ConfigError(
+                f"dataset.split: Fashion-MNIST has splits train and test, not {split!r}"
+            )
+        folder = find_fashion_mnist(settings.root)
+        images_stem, labels_stem = IDX_FILES[split]
+        images = read_idx(idx_file(folder, images_stem))
+        fine = read_idx(idx_file(folder, labels_stem)).astype(np.int64)
+        indices = subsample(len(fine), settings.max_images, seed)
+        self._images = images[indices]
+        super().__init__(
+            LabelSpace.build(FASHION_MNIST_CLASSES, settings.label_map),
+            fine[indices],
+            indices,
+            settings.input_size,
+            settings.input_channels,
+            {"kind": "fashion_mnist", "root": str(folder), "split": split},
+        )
+        self._images = self._images[np.isin(indices, self.indices)]
+
+    def _load(self, position: int) -> torch.Tensor:
+        image = torch.from_numpy(self._images[position].astype(np.float32) / 255.0)[None]
+        return _fit_to_model(image, self.image_size, self.channels)
+
+
+# --- ImageFolder (ImageNet layout: root/<class>/<image>) -----------------------------------
+
+
+def image_folder_root(root: str | None) -> Path:
+    """dataset.root of an image_folder dataset, checked to be a folder."""
+    if not root:
+        raise ConfigError("dataset.root: an image_folder dataset needs the folder's path")
+    if not Path(root).is_dir():
+        raise ConfigError(
+            f"dataset.root: {root} does not exist or is not a folder. An image_folder dataset is "
+            "a folder with one sub-folder per class (ImageNet's train/ layout)."
+        )
+    return Path(root)
+
+
+def class_dirs(root: Path) -> list[Path]:
+    """The class folders of an ImageFolder tree, in class-index order."""
+    return sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
+
+
+def scan_image_folder(root: Path) -> tuple[list[str], list[Path], np.ndarray]:
+    folders = class_dirs(image_folder_root(str(root)))
+    paths: list[Path] = []
+    fine: list[int] = []
+    for class_index, class_dir in enumerate(folders):
+        files = sorted(
+            p for p in class_dir.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()
+        )
+        paths.extend(files)
+        fine.extend([class_index] * len(files))
+    if not paths:
+        raise FacetvizError(f"dataset.root: no images found in class sub-folders of {root}")
+    return [d.name for d in folders], paths, np.asarray(fine, dtype=np.int64)
+
+
+class ImageFolderData(FacetDataset):
+    def __init__(self, settings: DatasetSettings, split: str, seed: int) -> None:
+        root = image_folder_root(settings.root)
+        names, paths, fine = scan_image_folder(root)
+        indices = np.arange(len(paths))
+        if split != "all":
+            indices = holdout_split(len(paths), settings.holdout, seed)[split]
+        indices = indices[subsample(len(indices), settings.max_images, seed)]
+        self.resize = settings.resize_side
+        super().__init__(
+            LabelSpace.build(names, settings.label_map),
+            fine[indices],
+            indices,
+            settings.input_size,
+            settings.input_channels,
+            {"kind": "image_folder", "root": str(root), "split": split, "resize": self.resize},
+        )
+        self._paths = [paths[i] for i in self.indices]
+        self.on_unreadable = settings.unreadable_policy
+
+    def source(self, position: int) -> str:
+        return str(self._paths[position])
+
+    def _load(self, position: int) -> torch.Tensor:
+        path = self._paths[position]
+        try:
+            with Image.open(path) as image:
+                image = image.convert("L" if self.channels == 1 else "RGB")
+                scale = self.resize / min(image.size)
+                size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+                image = image.resize(size, Image.BILINEAR)
+                left = (image.width - self.image_size) // 2
+                top = (image.height - self.image_size) // 2
+                image = image.crop((left, top, left + self.image_size, top + self.image_size))
+                array = np.asarray(image, dtype=np.float32) / 255.0
+        # PIL raises OSError for most damage, SyntaxError or ValueError for some broken headers
+        except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
+            raise UnreadableImage(path, err) from err
+        tensor = torch.from_numpy(array)
+        return tensor[None] if tensor.ndim == 2 else tensor.permute(2, 0, 1).contiguous()
+
+
+# --- selection helpers ---------------------------------------------------------------------
+
+
+def subsample(n: int, max_images: int | None, seed: int) -> np.ndarray:
+    """A seeded, sorted subset of range(n) of at most `max_images` (all when None)."""
+    if not max_images or max_images >= n:
+        return np.arange(n)
+    rng = np.random.default_rng(seed)
+    return np.sort(rng.choice(n, size=max_images, replace=False))
+
+
+def holdout_split(n: int, share: float, seed: int) -> dict[str, np.ndarray]:
+    """Seeded split of range(n) into 'fit' and 'holdout' (for training on an ImageFolder)."""
+    order = np.random.default_rng(seed + 1).permutation(n)
+    n_holdout = max(1, round(n * share)) if share > 0 else 0
+    return {"fit": np.sort(order[n_holdout:]), "holdout": np.sort(order[:n_holdout])}
+
+
+DATASETS: dict[str, type[FacetDataset]] = {
+    "fashion_mnist": FashionMNISTData,
+    "image_folder": ImageFolderData,
+}
+
+
+def open_dataset(
+    settings: DatasetSettings, split: str | None = None, seed: int = 0
+) -> FacetDataset:
+    """The configured dataset; `split` defaults to the one the config visualizes.
+
+    Fashion-MNIST's splits are train and test; an ImageFolder's are all, fit and holdout.
+    """
+    return DATASETS[settings.kind](settings, split or settings.visualized_split, seed)

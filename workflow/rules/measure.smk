@@ -1,0 +1,66 @@
+# Measuring: the oracle, and the quality of every method's images by it.
+
+# The oracle: an independent fine-class classifier that measures synthesized images, one
+# per training tree (its seed is the tree's seed + oracle.seed_offset). It is not part of
+# final_outputs by itself: rules that measure images take it as input where MEASURED
+# (common.smk).
+
+
+rule oracle:
+    output:
+        model="{tree}/oracle/oracle.pt",
+        metrics="{tree}/oracle/metrics.json",
+    params:
+        settings=oracle_settings,
+    log:
+        "{tree}/logs/oracle.log",
+    # one thread, whatever the machine: on 2 cores a second thread adds only a third (1,160
+    # images/s on one, 1,525 on two), and the jobs beside it use the core better; and the
+    # oracle, the run's measuring instrument, comes out the same on every core count (its
+    # floats depend on the thread count). It waits for training and the activations, which
+    # everything else waits for (model.smk, activations.smk), then starts first as the run's
+    # longest job (about 4 min), before the generator (priors.smk) and the rest
+    threads: 1
+    priority: 8
+    resources:
+        **GPU,
+    shell:
+        "python -m facetviz oracle --threads {threads} --settings {params.settings:q}"
+        " --checkpoint {output.model} --metrics {output.metrics} > {log} 2>&1"
+
+
+# Quality of every method's images of the class units: by the independent oracle (fidelity,
+# transferability, diversity, plausibility, KID), by the visualized network (activation ratio,
+# processing path), against the real images of each facet.
+CLASS_BATCHES = sorted({BATCH_OF[neuron] for neuron in CLASS_UNITS})
+
+
+rule synthesis_metrics:
+    input:
+        oracle=lambda wildcards: f"{tree_of(wildcards)}/oracle/oracle.pt",
+        facets=lambda wildcards: expand(
+            f"{tree_of(wildcards)}/facets/{{neuron}}.h5", neuron=CLASS_UNITS
+        ),
+        weights=lambda wildcards: model_weights(tree_of(wildcards)),
+        images=expand(
+            "{stree}/synthesis/{method}/{batch}",
+            method=SYNTHESIZED,
+            batch=CLASS_BATCHES,
+            allow_missing=True,
+        ),
+    output:
+        csv="{stree}/synthesis/metrics.csv",
+        json="{stree}/synthesis/metrics.json",
+    params:
+        # the training tree's seed: it chose the dataset's images the facets were found in
+        settings=lambda wildcards: settings(
+            **model_settings(TRAIN_TREES[tree_of(wildcards)]),
+            image_dirs=image_dirs(CLASS_UNITS, tree=wildcards.stree),
+        ),
+    log:
+        "{stree}/logs/synthesis/metrics.log",
+    threads: 1
+    shell:
+        "python -m facetviz synthesis-metrics --threads {threads} --settings {params.settings:q}"
+        " --oracle {input.oracle} --weights '{input.weights}' --facets {input.facets}"
+        " --out-csv {output.csv} --out-json {output.json} > {log} 2>&1"
