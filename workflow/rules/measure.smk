@@ -14,12 +14,12 @@ rule oracle:
         settings=oracle_settings,
     log:
         "{tree}/logs/oracle.log",
-    # one thread, whatever the machine: on 2 cores a second thread adds only a third (1,160
-    # images/s on one, 1,525 on two), and the jobs beside it use the core better; and the
+    # one thread, whatever the machine: on 2 cores a second thread adds only a third
+    # (docs/benchmarks.md), and the jobs beside it use the core better; and the
     # oracle, the run's measuring instrument, comes out the same on every core count (its
     # floats depend on the thread count). It waits for training and the activations, which
     # everything else waits for (model.smk, activations.smk), then starts first as the run's
-    # longest job (about 4 min), before the generator (priors.smk) and the rest
+    # longest job, before the generator (priors.smk) and the rest
     threads: 1
     priority: 8
     resources:

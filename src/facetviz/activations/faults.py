@@ -1,4 +1,4 @@
-"""What can go wrong during the forward pass, caught where it happens (issue #16): images that
+"""What can go wrong during the forward pass, caught where it happens: images that
 cannot be read (`dataset.on_unreadable: skip` leaves them out and records every one of them)
 and layer outputs that turn NaN or infinite (the pass stops, naming the layer and the images).
 """

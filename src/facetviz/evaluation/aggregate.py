@@ -1,4 +1,5 @@
-"""The evaluation over seeds: every synthesis metric as a mean with a 95 % interval (DESIGN §6).
+"""The evaluation over seeds: every synthesis metric as a mean with a 95 % interval
+(docs/design.md §6).
 
 Each seed (a synthesis seed on a training seed) has its `synthesis/metrics.json`; this module
 joins them into one table per seed (`per_seed.csv`) and a summary per method: for every metric

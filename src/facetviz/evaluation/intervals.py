@@ -1,4 +1,5 @@
-"""Confidence over seeds: a claim is a mean with a 95 % interval, or a share of seeds (DESIGN §6).
+"""Confidence over seeds: a claim is a mean with a 95 % interval, or a share of seeds
+(docs/design.md §6).
 
 A number from one synthesis seed (or one training seed) may be luck. `summarize` turns one value
 per seed into mean, sample standard deviation, a percentile-bootstrap interval of the mean, and

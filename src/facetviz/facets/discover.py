@@ -1,4 +1,5 @@
-"""Facet discovery (paper §1 steps 2-5): select images, PCA -> t-SNE -> k-means, mean images.
+"""Facet discovery (docs/design.md §1, steps 2-5): select images, PCA -> t-SNE -> k-means, mean
+images.
 
 Facets are ranked by size: facet 0 is the largest cluster. Clusters smaller than
 facets.min_size are dropped (logged). Clustering on the PCA codes instead of the t-SNE map

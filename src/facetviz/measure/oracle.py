@@ -1,6 +1,6 @@
 """The oracle: an independent network that classifies images into the dataset's fine classes.
 
-It measures synthesized images (DESIGN.md §4: facet fidelity, transferability). To be
+It measures synthesized images (docs/design.md §6: facet fidelity, transferability). To be
 independent of the embedded CNN it differs in architecture (residual blocks with BatchNorm, global
 pooling, no hidden fc layer), in labels (every fine class on its own, whatever the run's label_map)
 and in seed (the run's seed plus `oracle.seed_offset`), and it always trains on the full training
@@ -28,8 +28,8 @@ from facetviz.model.networks import save_checkpoint
 
 WIDTH = 16  # channels of the stem; the residual stages double it twice
 # How the oracle trains; fixed, as its job is to be a good fine classifier, not a subject of study.
-# (epochs come from oracle.epochs: the schema's default 4 reached 91.3-91.5 % fine test accuracy
-# on Fashion-MNIST over two seeds, 3 epochs 90.3-91.0 %, too close to the 0.90 bar; 2026-11-23)
+# (epochs come from oracle.epochs: the schema's default is the fewest that clear the 0.90 bar
+# with room; docs/results.md, "Oracle")
 TRAIN = TrainSettings(epochs=1, batch_size=128, lr=0.01, weight_decay=0.0)
 MEAN, STD = 0.5, 0.5
 

@@ -1,4 +1,5 @@
-"""Plausibility of synthesized images in the oracle's features (MACO, Fel et al. 2023; DESIGN §6).
+"""Plausibility of synthesized images in the oracle's features (MACO, Fel et al. 2023;
+docs/design.md §6).
 
 Two views, both in the oracle's penultimate features (the input of its final Linear), which the
 visualized network never saw, so that an image cannot score well by exploiting that network:

@@ -1,4 +1,5 @@
-"""Is a visualization processed like its facet's real images? (Geirhos et al. 2023; DESIGN §6)
+"""Is a visualization processed like its facet's real images? (Geirhos et al. 2023;
+docs/design.md §6)
 
 A synthesized image can drive a unit as hard as its real images do while the network gets there
 another way: Geirhos et al. ("Don't trust your eyes") show that visualizations can follow a

@@ -1,4 +1,4 @@
-"""How close synthesized images come to their facets' real images (DESIGN.md §6).
+"""How close synthesized images come to their facets' real images (docs/design.md §6).
 
 Per class unit, the real images of each facet (its members) are loaded once; every method's
 images are then read against them:

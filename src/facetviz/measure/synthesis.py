@@ -1,4 +1,4 @@
-"""How good the synthesized images are, measured with an independent oracle (DESIGN.md §4, §6).
+"""How good the synthesized images are, measured with an independent oracle (docs/design.md §4, §6).
 
 For each method (and each reference: the facets' mean and nearest real images, no optimization)
 and each class unit (a neuron with `select: label`), with the oracle's fine-class prediction of

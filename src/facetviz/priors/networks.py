@@ -28,8 +28,8 @@ class SmallGenerator(nn.Module):
 
     A code that is a conv layer's map of that size (`code_shape` [C, s/4, s/4]) enters through
     a 3×3 conv that keeps its layout; any other through a fully connected layer. For conv3 of
-    the default run (64×7×7) an fc layer would hold 10 M weights and train 7× slower (8.7
-    against 62 steps/s on one core, measured 2026-12-02)."""
+    the default run (64×7×7) an fc layer would hold 10 M weights and train several times slower
+    (docs/benchmarks.md)."""
 
     def __init__(
         self, code_dim: int, channels: int, size: int, width: int, code_shape=None

@@ -108,7 +108,7 @@ def _metrics_table(metrics: Mapping[str, Any]) -> str:
     return (
         "<h2>Synthesis quality</h2><p class='small'>By the oracle, a separately trained "
         "classifier of the fine classes, over the multi-facet class units, beside the references "
-        "that need no optimization (README, &ldquo;Synthesis methods&rdquo;).</p>"
+        "that need no optimization (docs/results.md in the repository).</p>"
         f"<table><tr><th>method</th>{heads}</tr>{rows}</table>"
     )
 

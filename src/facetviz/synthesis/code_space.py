@@ -1,5 +1,5 @@
 """Each facet in a generator's code space: where the learned-prior methods start, and the region
-they must stay in (issue #15: "keeping the facet in code space").
+they must stay in ("keeping the facet in code space").
 
 From the codes of a facet's member images at the code layer: the centroid (MFV's mean-image
 initialization carried into code space), its mode (the local mean of its densest part), the code

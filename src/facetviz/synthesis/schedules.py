@@ -1,6 +1,6 @@
 """The octave schedules of the paper's released code, and their scaling to other input sizes.
 
-The numbers are the authors' (DESIGN.md §1) for CaffeNet's 227 px input on 0-255 pixels:
+The numbers are the authors' (docs/design.md §1) for CaffeNet's 227 px input on 0-255 pixels:
 step sizes are mean pixel change per step on that scale and TV weights are
 `skimage.restoration.denoise_tv_bregman` weights (smaller smooths more). The loop converts both
 to [0, 1] pixels (`render.octave_ascent`); here only sizes and step counts are scaled.

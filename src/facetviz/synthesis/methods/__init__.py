@@ -5,7 +5,7 @@ Built in: the paper's `mfv` and `cbr`, the survey's baselines `plain`, `hand`, `
 schedule) and `ppgn`; the references `mean_image`, `nearest_real` and `g_centroid` (no
 optimization), which runs score beside their methods. A
 method of your own is a module that subclasses `Method` and decorates it with `@register`,
-named in the config's `synthesis.plugins` (README, "Develop").
+named in the config's `synthesis.plugins` (docs/design.md §9).
 """
 
 from collections.abc import Sequence

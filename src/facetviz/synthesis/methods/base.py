@@ -170,7 +170,7 @@ def method_class(name: str) -> type[Method]:
     if name not in REGISTRY:
         raise ConfigError(
             f"synthesis.methods: unknown method {name!r}; known: {', '.join(REGISTRY)} "
-            "(a method of your own: synthesis.plugins, README 'Develop')"
+            "(a method of your own: synthesis.plugins, docs/design.md §9)"
         )
     return REGISTRY[name]
 

@@ -39,9 +39,8 @@ CONSTRAINTS = ["trust_region", "cone", "none"]
 
 @dataclass(frozen=True)
 class Settings:
-    # a mixed facet's centroid lies between its kinds and G draws it as a blend; the mode, in a
-    # cone of 0.20, gave 0.891 fidelity against the centroid's 0.833 in the same cone and every
-    # replicate's activation ratio above 1 (config/evaluation.yaml; README, "Learned priors")
+    # a mixed facet's centroid lies between its kinds and G draws it as a blend; the mode keeps
+    # one kind (the variants measured: docs/results.md, "Learned priors")
     init: str = setting(
         "mode",
         "start code: the facet's mode (mean shift over its members' codes), its mean code "
@@ -62,9 +61,8 @@ class Settings:
     jitter: int = setting(1, "random translation of G(h) in pixels", minimum=0)
     # a cone keeps the facet where a ball must be too small to let the activation rise (on the
     # default run a ball of 0.5 lost footwear's sneakers), and the facet-keeping term holds the
-    # code's direction inside it; cone 0.20 from the mode: every replicate's activation ratio
-    # above 1 (the lowest 1.01; the previous default, 0.15 from the centroid: 0.94), README,
-    # "Learned priors"
+    # code's direction inside it; the cone's size is the smallest that lifts every replicate's
+    # activation above the facet's best real image (docs/results.md, "Learned priors")
     facet_constraint: str = setting("cone", "what keeps each code in its facet", enum=CONSTRAINTS)
     radius_scale: float = setting(
         0.20, "the constraint's size, in units of the facet members' median distance (trust "

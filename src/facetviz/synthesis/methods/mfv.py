@@ -4,7 +4,7 @@ From each facet's mean image, the released code's octave schedule: normalized gr
 centre-biased crops of an upscaled canvas, clipping, a TV denoising step after every step and a
 central-gradient "margin" octave. With `facet_weight` > 0 the unit's objective loses that weight
 × the unit's mean activation × the cosine distance of the image's facet-layer code to its
-facet's centroid code (our addition: the mean image alone does not keep the facet; README).
+facet's centroid code (our addition: the mean image alone does not keep the facet; docs/results.md).
 """
 
 from __future__ import annotations

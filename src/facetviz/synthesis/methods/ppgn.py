@@ -27,12 +27,12 @@ from facetviz.synthesis.render import CodeSteps, Result, code_ascent
 
 @dataclass(frozen=True)
 class Settings(dgn.Settings):
-    # ppgn's chains were tuned and measured from the centroid (README, "Learned priors")
+    # ppgn's chains were tuned and measured from the centroid (docs/results.md, "Learned priors")
     init: str = setting("centroid", "start code (as dgn's)", enum=dgn.INITS)
     lr_start: float = setting(1.0, "step size, in units of the codes' mean |h| (released: 1)",
                               exclusiveMinimum=0)  # fmt: skip
     lr_end: float = setting(1.0, "step size at the last step", minimum=0)
-    # the constraint ppgn's chains were tuned in (README, "Learned priors"), not dgn's
+    # the constraint ppgn's chains were tuned in (docs/results.md, "Learned priors"), not dgn's
     radius_scale: float = setting(0.12, "the constraint's size (as dgn's)", exclusiveMinimum=0)
     facet_weight: float = setting(1.0, "mfv's facet-keeping term in code space (as dgn's)",
                                   minimum=0)  # fmt: skip

@@ -1,4 +1,4 @@
-"""References that need no optimization, scored beside every method (DESIGN.md §6).
+"""References that need no optimization, scored beside every method (docs/design.md §6).
 
 - `mean_image`: each facet's mean image, where mfv starts;
 - `nearest_real`: the real image nearest each facet's centroid;
