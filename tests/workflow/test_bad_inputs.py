@@ -1,4 +1,4 @@
-"""Every case of the README's bad-input table, against the real snakemake.
+"""Every case of the bad-input table (docs/faults.md), against the real snakemake.
 
 Config mistakes are dry runs: they must stop at parse time, before any job. Data and model
 faults are real runs on small data: the job that meets them stops (or, where the config asks,
@@ -499,13 +499,13 @@ def test_unreadable_images_are_skipped_and_recorded_across_shards(tmp_path: Path
         assert "left out 1 of " in log
 
 
-def test_readme_table_names_every_case() -> None:
-    """The README's bad-input table names each case of this file, so the two stay in step."""
-    table = (REPO / "README.md").read_text()
+def test_the_faults_table_names_every_case() -> None:
+    """docs/faults.md's bad-input table names each case of this file, so the two stay in step."""
+    table = (REPO / "docs" / "faults.md").read_text()
     cases = [f"[{case}]" for case in (*BAD_CONFIGS, *DATA_FAULTS)]
-    cases += [name for name in globals() if name.startswith("test_") and "readme" not in name]
+    cases += [name for name in globals() if name.startswith("test_") and "faults_table" not in name]
     missing = [case for case in cases if case not in table]
-    assert not missing, f"README's bad-input table lacks {missing}"
+    assert not missing, f"docs/faults.md's bad-input table lacks {missing}"
 
 
 # --- the checks themselves, in process (fast) -----------------------------------------------

@@ -13,7 +13,7 @@ rule generator:
         settings=prior_settings,
     log:
         "{tree}/logs/priors/generator.log",
-    # one thread: at 28 px a second one loses more to contention than it adds (docs/benchmarks.md),
+    # one thread: at 28 px a second one loses more to contention than it adds,
     # and the synthesis jobs that do not need the generator run beside it
     threads: 1
     priority: 5  # after the activations and the oracle, before the rest (measure.smk)
