@@ -1,8 +1,8 @@
 """Throughput of the activations stage against a bare forward loop over the same data.
 
 Both measurements use the default run's setup: the embedded CNN (random weights, or the run's
-trained ones), the real Fashion-MNIST train split with the default label map, facet layer
-classifier.3, target layers classifier.5, classifier.2 and features.6, batch size 256.
+trained ones), the real Fashion-MNIST train split with the default label map, the default
+config's facet layer and its neurons' layers as target layers, batch size 256.
 
   bare     the same DataLoader (facetviz.model.fit.loader) feeding model(normalize(x)) under
            torch.inference_mode, with no hooks and nothing written
@@ -26,13 +26,15 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from default_run import default_settings  # bench/*.py: scripts run as bench/<name>.py
+# bench/*.py: scripts run as bench/<name>.py
+from default_run import default_config, default_settings
 from machine import load_average
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_WEIGHTS = REPO / "results" / "default" / "model" / "model.pt"
-FACET_LAYER = "classifier.3"
-TARGET_LAYERS = ["classifier.5", "classifier.2", "features.6"]
+DEFAULT = default_config()
+FACET_LAYER = DEFAULT["facets"]["layer"]
+TARGET_LAYERS = sorted({neuron["layer"] for neuron in DEFAULT["neurons"]})
 GOAL = 0.8
 
 
