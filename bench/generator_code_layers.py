@@ -35,7 +35,8 @@ def main() -> int:
 
     from facetviz.core.settings import PriorSettings
     from facetviz.data.datasets import open_dataset
-    from facetviz.priors.training import measure_generator, train_generator
+    from facetviz.measure.generator import measure_generator
+    from facetviz.priors.training import train_generator
 
     config, network, dataset = default_run_parts(args.threads)
     fit, test = dataset.training_splits

@@ -122,7 +122,7 @@ def cmd_generator(args: argparse.Namespace, settings: dict[str, Any]) -> None:
 )
 def cmd_generator_metrics(args: argparse.Namespace, settings: dict[str, Any]) -> None:
     from facetviz.data.datasets import open_dataset
-    from facetviz.priors.training import measure_generator
+    from facetviz.measure.generator import measure_generator
 
     network = _network(settings, args.weights or None).to(_device(settings))
     dataset = _dataset(settings)

@@ -64,3 +64,30 @@ rule synthesis_metrics:
         "python -m facetviz synthesis-metrics --threads {threads} --settings {params.settings:q}"
         " --oracle {input.oracle} --weights '{input.weights}' --facets {input.facets}"
         " --out-csv {output.csv} --out-json {output.json} > {log} 2>&1"
+
+
+# How well the generator inverts the network, on the test split. Its own rule, so that the
+# generator's training does not wait for the oracle (the run's longest job) and a new oracle
+# does not retrain it.
+rule generator_metrics:
+    input:
+        generator="{tree}/priors/generator.pt",
+        fit="{tree}/priors/generator-fit.json",
+        weights=lambda wildcards: model_weights(wildcards.tree),
+        # with an oracle, the metrics say how recognizable the reconstructions are
+        oracle=lambda wildcards: f"{wildcards.tree}/oracle/oracle.pt" if ORACLE_ENABLED else [],
+    output:
+        "{tree}/priors/generator.json",
+    params:
+        settings=lambda wildcards: settings(**model_settings(TRAIN_TREES[wildcards.tree])),
+        oracle=lambda wildcards, input: f"--oracle {input.oracle}" if input.oracle else "",
+    log:
+        "{tree}/logs/priors/generator_metrics.log",
+    threads: 1
+    resources:
+        **GPU,
+    shell:
+        "python -m facetviz generator-metrics --threads {threads} --settings {params.settings:q}"
+        " --weights '{input.weights}' --checkpoint {input.generator} --fit {input.fit}"
+        " {params.oracle}"
+        " --metrics {output} > {log} 2>&1"

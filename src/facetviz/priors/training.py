@@ -148,31 +148,6 @@ def fit_generator(
     return G.eval()
 
 
-@torch.no_grad()
-def generator_metrics(
-    G: Generator, network: Network, test: FacetDataset, code_layer: str, oracle=None
-) -> dict[str, Any]:
-    """On the test split: pixel error of G(E(x)), cosine of E(G(E(x))) to E(x), and, with an
-    oracle, its fine-class accuracy on the reconstructions (and on the real images)."""
-    from facetviz.measure.oracle import classify
-
-    images = test.pixels(np.arange(len(test)))
-    codes = encode(network, images, code_layer)
-    rebuilt = torch.cat([G(batch) for batch in codes.split(512)])
-    again = encode(network, rebuilt, code_layer)
-    metrics: dict[str, Any] = {
-        "test_images": len(test),
-        "pixel_mse": float(F.mse_loss(rebuilt, images)),
-        "code_cosine": float(F.cosine_similarity(again, codes, dim=1).mean()),
-    }
-    if oracle is not None:
-        module, names = oracle
-        truth = np.array([names.index(test.label_space.fine_names[f]) for f in test.fine_labels])
-        for key, pixels in (("reconstruction_accuracy", rebuilt), ("real_accuracy", images)):
-            metrics[key] = float(np.mean(classify(module, pixels).argmax(1).numpy() == truth))
-    return metrics
-
-
 def fit_dae(codes: torch.Tensor, settings: PriorSettings, seed: int) -> CodeDAE:
     """Train R to undo N(0, (sigma · std)²) noise on the training codes."""
     torch.manual_seed(seed)
@@ -292,29 +267,6 @@ def train_generator(
     save_prior(checkpoint, G, {"code_layer": code_layer})
     write_json(fit_path, fit)
     return fit
-
-
-def measure_generator(
-    network: Network,
-    test_set: FacetDataset,
-    checkpoint: str | Path,
-    fit_path: str | Path,
-    metrics_path: str | Path,
-    oracle_path: str | Path | None = None,
-) -> dict[str, Any]:
-    """`generator_metrics` of the trained G on the test split, with how it was trained (from
-    `fit_path`), as the metrics JSON. Its own job (rule generator_metrics), so that the
-    generator's training need not wait for the oracle, and a new oracle does not retrain it."""
-    from facetviz.core.io import read_json, write_json
-    from facetviz.measure.oracle import load_oracle
-
-    G = load_prior(checkpoint, "generator", network, test_set.image_shape)
-    oracle = load_oracle(oracle_path) if oracle_path else None
-    metrics = generator_metrics(G, network, test_set, G.code_layer, oracle) | read_json(fit_path)
-    log.info("generator: %s", ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
-                                        for k, v in metrics.items()))  # fmt: skip
-    write_json(metrics_path, metrics)
-    return metrics
 
 
 def train_code_prior(

@@ -11,6 +11,7 @@ import torch
 from conftest import prior_settings
 
 from facetviz.core.errors import FacetvizError
+from facetviz.measure.generator import measure_generator
 from facetviz.model.networks import Network
 from facetviz.priors.networks import Generator, build
 from facetviz.priors.training import (
@@ -19,7 +20,6 @@ from facetviz.priors.training import (
     fit_dae,
     fit_generator,
     load_prior,
-    measure_generator,
     save_prior,
     train_generator,
 )
