@@ -2,7 +2,9 @@
 # Stages live in workflow/rules/, one file each; the logic they call lives in src/facetviz/.
 
 # A --configfile replaces the default instead of being merged into it (Snakemake merges dicts,
-# which would mix, say, a test's label_map into the default's); --config overrides either.
+# which would mix, say, a test's label_map into the default's); a config that builds on another
+# names it with `base:`, merged in common.smk (config/README.md, "Overlays"); --config overrides
+# any of them.
 if not workflow.overwrite_configfiles:
 
     configfile: "config/config.yaml"

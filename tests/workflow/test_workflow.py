@@ -482,6 +482,27 @@ def test_default_config_dag_builds(tmp_path: Path):
     assert dae.stdout.count("rule code_prior:") == 1
 
 
+def test_an_overlay_config_plans_its_base_with_its_changes(tmp_path: Path):
+    """config/evaluation.yaml names config/config.yaml as its `base:` and holds only what it
+    changes: the default run's settings (its label map, facet layer, methods) on its 4 class
+    units, for 3 trainings of 5 synthesis seeds each."""
+    result = snakemake(tmp_path, REPO / "config" / "evaluation.yaml", "--dry-run", "-p")
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = result.stdout
+    default = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    assert out.count("rule train:") == out.count("rule oracle:") == 3
+    assert out.count("rule facets:") == 4 * 3 and "rule hidden_units_figure:" not in out
+    synthesized = len(default["synthesis"]["methods"]) + len(
+        references_for(default["synthesis"]["methods"])
+    )
+    batches = -(-4 // default["synthesis"]["neurons_per_job"])
+    assert out.count("rule synthesize:") == 3 * 5 * batches * synthesized
+    assert "results/evaluation/train-seed-2/seed-4/" in out
+    settings = json.loads(re.search(r"facetviz activations .*?--settings '(\{.*?\})'", out)[1])
+    assert settings["dataset"]["label_map"] == default["dataset"]["label_map"]
+    assert settings["facet_layer"] == default["facets"]["layer"]
+
+
 def test_paper_scale_dag_batches_neurons_and_asks_for_gpus(tmp_path: Path):
     """1,000 ImageNet class units plan 100 synthesis jobs; only model jobs ask for a GPU."""
     sys.path.insert(0, str(REPO / "bench"))

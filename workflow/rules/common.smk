@@ -18,12 +18,21 @@ SRC = str(Path(workflow.basedir) / "src")
 if SRC not in sys.path:
     sys.path.insert(0, SRC)
 
-validate(config, "../schemas/config.schema.yaml")
-
 from facetviz.checks import check_dataset_files, check_run_config  # noqa: E402
+from facetviz.core import overlay  # noqa: E402
 from facetviz.core.errors import ConfigError  # noqa: E402
 from facetviz.model.networks import missing_weights_message, weights_file  # noqa: E402
 from facetviz.synthesis import methods as synthesis_methods  # noqa: E402
+
+# An overlay config (one with `base:`, e.g. config/evaluation.yaml) is merged onto its base
+# before validation, in place: Snakemake and the rules hold this very dict.
+try:
+    RESOLVED = overlay.resolve(config, Path(workflow.basedir))
+except ConfigError as err:
+    raise WorkflowError(f"Invalid config: {err}") from None
+config.clear()
+config.update(RESOLVED)
+validate(config, "../schemas/config.schema.yaml")
 
 try:
     NEURONS = {neuron["name"]: neuron for neuron in check_run_config(config)}

@@ -2,10 +2,11 @@
 
 The schema (workflow/schemas/config.schema.yaml) holds the defaults of these sections and fills
 them in before any job starts, so the dataclasses here have none: a missing key means the config
-never passed the schema, which is a bug, not a default. (A synthesis method's settings are the
-exception: the method's own dataclass holds its defaults, `synthesis.methods`.) What a `null`
-means depends on the dataset's or the model's kind; those meanings are written once, here, as
-properties of the typed section (`DatasetSettings.input_size`, `ModelSettings.normalization`).
+never passed the schema, which is a bug, not a default; a test fails for a field the schema
+does not document with a default. (A synthesis method's settings are the exception: the
+method's own dataclass holds its defaults, `synthesis.methods`.) What a `null` means depends on
+the dataset's or the model's kind; those meanings are written once, here, as properties of the
+typed section (`DatasetSettings.input_size`, `ModelSettings.normalization`).
 """
 
 from __future__ import annotations
@@ -201,7 +202,8 @@ class DatasetSettings(Section):
     holdout: float
     workers: int
     # The schema fills in no default here, so that the params of runs made before the key
-    # existed stay the same and nothing reruns: absent means None, which means "error".
+    # existed stay the same and nothing reruns: absent means None, which means "error" (the
+    # schema's documented `x-default`).
     on_unreadable: str | None = None
 
     def __post_init__(self) -> None:

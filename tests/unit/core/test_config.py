@@ -276,28 +276,35 @@ def test_torchvision_model_config():
 
 
 def test_the_evaluation_and_comparison_configs_are_the_default_setting() -> None:
-    """config/evaluation.yaml measures the default run: the same settings but for its name, the
-    seeds and the class units only (what the oracle scores); config/comparison.yaml is the
-    default run with every built-in method."""
+    """config/evaluation.yaml measures the default run: an overlay of it that changes only its
+    name, the seeds and the neurons (its class units, what the oracle scores);
+    config/comparison.yaml is the default run with every built-in method."""
     import yaml
-    from conftest import REPO
+    from conftest import REPO, validated
 
+    from facetviz.core import overlay
     from facetviz.synthesis.methods import BUILT_IN
 
-    def read(name: str) -> dict:
-        return yaml.safe_load((REPO / "config" / name).read_text())
+    def resolved(name: str) -> dict:
+        raw = yaml.safe_load((REPO / "config" / name).read_text())
+        return validated(overlay.resolve(raw, REPO))
 
     default, evaluation, comparison = map(
-        read, ("config.yaml", "evaluation.yaml", "comparison.yaml")
+        resolved, ("config.yaml", "evaluation.yaml", "comparison.yaml")
     )
     assert len(evaluation["evaluation"]["seeds"]) >= 5
     assert len(evaluation["evaluation"]["train_seeds"]) >= 3
-    assert evaluation["neurons"] == [n for n in default["neurons"] if n.get("select") == "label"]
-    assert comparison["synthesis"].pop("methods") == list(BUILT_IN)
+    assert evaluation["neurons"] == [n for n in default["neurons"] if n["select"] == "label"]
+    assert comparison["synthesis"]["methods"] == list(BUILT_IN)
     assert comparison["run"] == "comparison" and evaluation["run"] == "evaluation"
-    for config in (default, evaluation, comparison):
-        for key in ("run", "evaluation", "neurons"):
-            config.pop(key, None)
-    default_methods = default["synthesis"].pop("methods")
-    assert evaluation["synthesis"].pop("methods") == default_methods
-    assert evaluation == default and comparison == default
+    assert evaluation == {
+        **default,
+        "run": "evaluation",
+        "evaluation": evaluation["evaluation"],
+        "neurons": evaluation["neurons"],
+    }
+    assert comparison == {
+        **default,
+        "run": "comparison",
+        "synthesis": {**default["synthesis"], "methods": list(BUILT_IN)},
+    }

@@ -2,6 +2,7 @@
 
 A method is a subclass of `Method` in a module of its own, registered with `@register`. It
 declares:
+- `summary`, what it does in one line (the docs' method tables);
 - `Settings`, a frozen dataclass whose field defaults are the method's defaults (the one place
   they live; `setting()` adds each field's bounds and help, from which the config is validated);
 - `inputs`, the extra files it needs from the pipeline (name -> path under `results/<run>/`,
@@ -105,7 +106,9 @@ class Task:
 
 class Method(ABC):
     name: ClassVar[str]
-    summary: ClassVar[str]  # what it does, in one line (the README's method table)
+    # what it does, in one line: the method tables of README.md and config/README.md (generated
+    # by facetviz.config_docs) show these words, and tests hold both to them
+    summary: ClassVar[str]
     Settings: ClassVar[type]
     inputs: ClassVar[Mapping[str, str]] = {}
     # a reference (no optimization): every run scores it beside the methods it runs

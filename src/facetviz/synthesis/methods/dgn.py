@@ -105,9 +105,10 @@ class FacetGeneratorImage(GeneratorImage):
 class Dgn(Method):
     name = "dgn"
     summary = (
-        "DGN-AM (Nguyen et al. 2016): activation maximization in the code of a generator "
-        "trained to invert the network (a learned prior), each code started at and held in its "
-        "facet"
+        "DGN-AM (Nguyen et al. 2016), a learned prior: ascent on the code h of a generator G "
+        "trained in the pipeline to invert the network (rule `generator`), from each facet's "
+        "mode in code space, each code held in a cone around it (normalized steps, code clipped "
+        "to the training codes' [0, mean + 3σ], jittered G(h))"
     )
     Settings = Settings
     inputs = {"generator": "priors/generator.pt"}
@@ -183,7 +184,7 @@ class DgnReleased(Dgn):
 
     name = "dgn_released"
     summary = (
-        "DGN-AM at the released schedule (lr 8 -> 0, decay 0.01) with no facet constraint, from "
-        "each facet's centroid code: what `dgn`'s constraint is measured against"
+        "`dgn` at the released schedule (rate 8 → 0, ×0.99 decay) with no facet constraint: "
+        "what the constraint buys"
     )
     Settings = ReleasedSettings

@@ -48,8 +48,9 @@ class Settings(dgn.Settings):
 class Ppgn(Dgn):
     name = "ppgn"
     summary = (
-        "PPGN's MALA-approx sampler (Nguyen et al. 2017): the unit's log-probability, a learned "
-        "prior on the generator's code and noise; one chain per facet, its samples kept"
+        "PPGN's MALA-approx sampler (Nguyen et al. 2017): the unit's log-probability plus a "
+        "prior term on h (the joint model's E(G(h)) − h, or a denoising autoencoder's) plus "
+        "noise; one chain per facet under the same constraint, its samples kept"
     )
     Settings = Settings
 
