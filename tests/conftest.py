@@ -365,7 +365,8 @@ def fault_models_importable(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def partial_files(folder: Path) -> list[Path]:
-    """Leftovers of interrupted atomic writes (io.atomic_path's `.<name>.partial`)."""
+    """Leftovers of interrupted atomic writes (io.atomic_path's temporary files,
+    `.<name>.<host>.<pid>.<random>.partial`)."""
     return sorted(folder.rglob(".*.partial")) if folder.exists() else []
 
 

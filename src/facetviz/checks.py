@@ -33,6 +33,7 @@ def check_run_config(config: Mapping[str, Any]) -> list[dict[str, Any]]:
     Resolved neurons carry `class` as an integer index (or None for select: top) and `units`, the
     size of their layer. Raises ConfigError naming the offending key.
     """
+    _check_names(config)
     _check_facet_counts(config["facets"])
     dataset = DatasetSettings.from_config(config["dataset"])
     model_settings = ModelSettings.from_config(config["model"])
@@ -116,6 +117,27 @@ def _check_model_input(
 def _origin(dataset: DatasetSettings, key: str) -> str:
     """Whether a dataset setting was set, or is its kind's default (messages say which)."""
     return "as set" if getattr(dataset, key) else f"the default of {dataset.kind}"
+
+
+# Names that become a folder or a file name (results/<run>/, facets/<neuron>.json) and that
+# the schema's pattern lets through: `.` and `..` name no folder of their own (`run: ..` would
+# write into the folder above results/).
+RESERVED_NAMES = (".", "..")
+
+
+def _check_names(config: Mapping[str, Any]) -> None:
+    """`run` and the neurons' names are not `.` or `..`."""
+    named = [("run", config["run"])]
+    named += [
+        (f"neurons[{i}] ({n['name']}).name", n["name"]) for i, n in enumerate(config["neurons"])
+    ]
+    for key, name in named:
+        if name in RESERVED_NAMES:
+            raise ConfigError(
+                f"{key}: {name!r} names no folder or file of its own (it is the "
+                f"{'current' if name == '.' else 'parent'} folder in a path): use letters, "
+                "digits, `_`, `.` and `-`, other than `.` or `..`"
+            )
 
 
 def _check_facet_counts(facets: Mapping[str, Any]) -> None:

@@ -82,7 +82,7 @@ def test_cancelled_slurm_job_fails_cleanly_and_the_rerun_finishes(
     first = start(tmp_path, config, "first", *slurm)
 
     def second_shard_writing() -> bool:  # one job at a time: the other shard has finished
-        return any(shards.glob("shard-*.h5")) and any(shards.glob(".shard-*.h5.partial"))
+        return any(shards.glob("shard-*.h5")) and any(shards.glob(".shard-*.h5.*.partial"))
 
     _wait_for("the second shard's job writing", second_shard_writing, first)
     (done,) = (path.name for path in shards.glob("shard-*.h5"))

@@ -287,7 +287,7 @@ def copy_run(workdir: Path, to: Path) -> None:
 def test_a_plugin_method_runs_in_the_real_workflow(tiny_run, tmp_path: Path):
     """A lab's method in a module outside the package, named in synthesis.plugins: the real
     synthesize rule runs it, its settings validated like a built-in's, no project file edited."""
-    from test_methods import PLUGIN
+    from plugin_method import PLUGIN
 
     _results, workdir, config = tiny_run
     plugins = tmp_path / "lab"

@@ -4,7 +4,7 @@
 SHARDS = config["activations"]["shards"]
 ACTIVATIONS_COMMAND = (
     "python -m facetviz activations --threads {threads} --settings {params.settings:q}"
-    " --weights '{input.weights}' --out {output}"
+    " --weights={input.weights:q} --out {output:q}"
 )
 
 
@@ -27,7 +27,7 @@ if SHARDS == 1:
         resources:
             **GPU,
         shell:
-            f"{ACTIVATIONS_COMMAND} > {{log}} 2>&1"
+            f"{ACTIVATIONS_COMMAND} > {{log:q}} 2>&1"
 
 else:
 
@@ -47,7 +47,7 @@ else:
         resources:
             **GPU,
         shell:
-            f"{ACTIVATIONS_COMMAND} --shard {{wildcards.shard}}/{SHARDS} > {{log}} 2>&1"
+            f"{ACTIVATIONS_COMMAND} --shard {{wildcards.shard:q}}/{SHARDS} > {{log:q}} 2>&1"
 
     rule activations_join:
         input:
@@ -61,4 +61,4 @@ else:
         log:
             "{tree}/logs/activations/join.log",
         shell:
-            "python -m facetviz join-activations --shards {input} --out {output} > {log} 2>&1"
+            "python -m facetviz join-activations --shards {input:q} --out {output:q} > {log:q} 2>&1"

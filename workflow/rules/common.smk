@@ -143,7 +143,10 @@ def model_settings(seed=SEED):
 
 def model_weights(tree=RESULTS):
     """The weights file the model stages of a training tree read: its trained checkpoint, a
-    file, or none."""
+    file, or none.
+
+    Rules pass it as `--weights={input.weights:q}`: Snakemake quotes the path (a file name may
+    hold quotes, `$( )` or `;`), and none (an empty input) gives `--weights=`, read as none."""
     if TRAINS_MODEL:
         return f"{tree}/model/model.pt"
     return str(WEIGHTS) if WEIGHTS is not None else []
@@ -203,9 +206,10 @@ def method_inputs(wildcards):
 
 
 def method_input_args(wildcards, input):
-    """`--input NAME=PATH` for each of the method's extra inputs."""
+    """`--input NAME=PATH` for each of the method's extra inputs, as a list of arguments that
+    `{params.inputs:q}` quotes one by one: a plug-in's paths reach the shell as plain words."""
     names = declared_inputs(wildcards.method)
-    return " ".join(f"--input {name}={input[name]}" for name in names)
+    return [arg for name in names for arg in ("--input", f"{name}={input[name]}")]
 
 
 def target_layers():

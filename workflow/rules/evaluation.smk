@@ -25,8 +25,8 @@ if MEASURED:
         threads: 1
         shell:
             "python -m facetviz evaluation --threads {threads} --settings {params.settings:q}"
-            " --metrics {input} --out {output.per_seed} {output.summary_csv} {output.summary}"
-            " > {log} 2>&1"
+            " --metrics {input:q} --out {output.per_seed:q} {output.summary_csv:q}"
+            " {output.summary:q} > {log:q} 2>&1"
 
     rule evaluation_figures:
         input:
@@ -48,6 +48,6 @@ if MEASURED:
             f"{LOGS}/figures/evaluation.log",
         threads: 1
         shell:
-            "python -m facetviz evaluation-figures --threads {threads} --summary {input}"
-            " --pareto {output.pareto} {output.pareto_pdf} --path {output.path} {output.path_pdf}"
-            " > {log} 2>&1"
+            "python -m facetviz evaluation-figures --threads {threads} --summary {input:q}"
+            " --pareto {output.pareto:q} {output.pareto_pdf:q}"
+            " --path {output.path:q} {output.path_pdf:q} > {log:q} 2>&1"

@@ -19,7 +19,8 @@ rule facets:
     threads: 1
     shell:
         "python -m facetviz facets --threads {threads} --settings {params.settings:q}"
-        " --activations {input} --out-h5 {output.h5} --out-json {output.summary} > {log} 2>&1"
+        " --activations {input:q} --out-h5 {output.h5:q} --out-json {output.summary:q}"
+        " > {log:q} 2>&1"
 
 
 rule facet_table:
@@ -34,4 +35,4 @@ rule facet_table:
     threads: 1
     shell:
         "python -m facetviz facet-table --threads {threads} --settings {params.settings:q}"
-        " --summaries {input} --out {output} > {log} 2>&1"
+        " --summaries {input:q} --out {output:q} > {log:q} 2>&1"

@@ -26,7 +26,7 @@ rule oracle:
         **GPU,
     shell:
         "python -m facetviz oracle --threads {threads} --settings {params.settings:q}"
-        " --checkpoint {output.model} --metrics {output.metrics} > {log} 2>&1"
+        " --checkpoint {output.model:q} --metrics {output.metrics:q} > {log:q} 2>&1"
 
 
 # Quality of every method's images of the class units: by the independent oracle (fidelity,
@@ -62,8 +62,8 @@ rule synthesis_metrics:
     threads: 1
     shell:
         "python -m facetviz synthesis-metrics --threads {threads} --settings {params.settings:q}"
-        " --oracle {input.oracle} --weights '{input.weights}' --facets {input.facets}"
-        " --out-csv {output.csv} --out-json {output.json} > {log} 2>&1"
+        " --oracle {input.oracle:q} --weights={input.weights:q} --facets {input.facets:q}"
+        " --out-csv {output.csv:q} --out-json {output.json:q} > {log:q} 2>&1"
 
 
 # How well the generator inverts the network, on the test split. Its own rule, so that the
@@ -80,7 +80,7 @@ rule generator_metrics:
         "{tree}/priors/generator.json",
     params:
         settings=lambda wildcards: settings(**model_settings(TRAIN_TREES[wildcards.tree])),
-        oracle=lambda wildcards, input: f"--oracle {input.oracle}" if input.oracle else "",
+        oracle=lambda wildcards, input: ["--oracle", input.oracle] if input.oracle else [],
     log:
         "{tree}/logs/priors/generator_metrics.log",
     threads: 1
@@ -88,6 +88,5 @@ rule generator_metrics:
         **GPU,
     shell:
         "python -m facetviz generator-metrics --threads {threads} --settings {params.settings:q}"
-        " --weights '{input.weights}' --checkpoint {input.generator} --fit {input.fit}"
-        " {params.oracle}"
-        " --metrics {output} > {log} 2>&1"
+        " --weights={input.weights:q} --checkpoint {input.generator:q} --fit {input.fit:q}"
+        " {params.oracle:q} --metrics {output:q} > {log:q} 2>&1"

@@ -15,4 +15,4 @@ rule train:
         **GPU,
     shell:
         "python -m facetviz train --threads {threads} --settings {params.settings:q}"
-        " --checkpoint {output.model} --metrics {output.metrics} > {log} 2>&1"
+        " --checkpoint {output.model:q} --metrics {output.metrics:q} > {log:q} 2>&1"

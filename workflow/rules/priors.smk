@@ -21,8 +21,8 @@ rule generator:
         **GPU,
     shell:
         "python -m facetviz generator --threads {threads} --settings {params.settings:q}"
-        " --weights '{input.weights}' --checkpoint {output.model} --fit {output.fit}"
-        " > {log} 2>&1"
+        " --weights={input.weights:q} --checkpoint {output.model:q} --fit {output.fit:q}"
+        " > {log:q} 2>&1"
 
 
 rule code_prior:
@@ -39,4 +39,4 @@ rule code_prior:
         **GPU,
     shell:
         "python -m facetviz generator --threads {threads} --settings {params.settings:q}"
-        " --weights '{input.weights}' --dae {output} > {log} 2>&1"
+        " --weights={input.weights:q} --dae {output:q} > {log:q} 2>&1"

@@ -5,6 +5,8 @@
 
 # Real images shown under each facet (facets figures, index.html).
 EXAMPLES = config["figures"]["examples"]
+# the synthesis metrics the metrics figure and the page show, where the run measures them
+SYNTHESIS_METRICS_ARGS = ["--synthesis-metrics", SYNTHESIS_METRICS] if SYNTHESIS_METRICS else []
 
 
 rule facets_figure:
@@ -27,7 +29,8 @@ rule facets_figure:
     threads: 1
     shell:
         "python -m facetviz figure --threads {threads} --settings {params.settings:q}"
-        " --facets {input.facets} --synthesis {params.images} --out {output} > {log} 2>&1"
+        " --facets {input.facets:q} --synthesis {params.images:q} --out {output:q}"
+        " > {log:q} 2>&1"
 
 
 rule embedding_figure:
@@ -46,7 +49,7 @@ rule embedding_figure:
     threads: 1
     shell:
         "python -m facetviz embedding --threads {threads}"
-        " --facets {input} --out {output} > {log} 2>&1"
+        " --facets {input:q} --out {output:q} > {log:q} 2>&1"
 
 
 rule methods_figure:
@@ -70,7 +73,7 @@ rule methods_figure:
     threads: 1
     shell:
         "python -m facetviz methods-figure --threads {threads} --settings {params.settings:q}"
-        " --out {output} > {log} 2>&1"
+        " --out {output:q} > {log:q} 2>&1"
 
 
 rule overview_figure:
@@ -91,7 +94,7 @@ rule overview_figure:
     threads: 1
     shell:
         "python -m facetviz overview --threads {threads} --settings {params.settings:q}"
-        " --synthesis {params.images} --out {output} > {log} 2>&1"
+        " --synthesis {params.images:q} --out {output:q} > {log:q} 2>&1"
 
 
 rule hidden_units_figure:
@@ -120,7 +123,7 @@ rule hidden_units_figure:
     threads: 1
     shell:
         "python -m facetviz overview --threads {threads} --settings {params.settings:q}"
-        " --synthesis {params.images} --out {output} > {log} 2>&1"
+        " --synthesis {params.images:q} --out {output:q} > {log:q} 2>&1"
 
 
 rule metrics_figure:
@@ -135,13 +138,13 @@ rule metrics_figure:
         ),
         pdf=f"{RESULTS}/figures/metrics.pdf",
     params:
-        synthesis=f"--synthesis-metrics {SYNTHESIS_METRICS}" if SYNTHESIS_METRICS else "",
+        synthesis=SYNTHESIS_METRICS_ARGS,
     log:
         f"{LOGS}/figures/metrics.log",
     threads: 1
     shell:
-        "python -m facetviz metrics-figure --threads {threads} --table {input.table}"
-        " {params.synthesis} --out {output} > {log} 2>&1"
+        "python -m facetviz metrics-figure --threads {threads} --table {input.table:q}"
+        " {params.synthesis:q} --out {output:q} > {log:q} 2>&1"
 
 
 rule index_page:
@@ -165,10 +168,10 @@ rule index_page:
             examples=EXAMPLES,
             image_dirs=image_dirs(NEURONS),
         ),
-        synthesis=f"--synthesis-metrics {SYNTHESIS_METRICS}" if SYNTHESIS_METRICS else "",
+        synthesis=SYNTHESIS_METRICS_ARGS,
     log:
         f"{LOGS}/index.log",
     threads: 1
     shell:
         "python -m facetviz index --threads {threads} --settings {params.settings:q}"
-        " --facets {input.facets} {params.synthesis} --out {output} > {log} 2>&1"
+        " --facets {input.facets:q} {params.synthesis:q} --out {output:q} > {log:q} 2>&1"

@@ -30,5 +30,5 @@ rule synthesize:
         **GPU,
     shell:
         "python -m facetviz synthesize --threads {threads} --settings {params.settings:q}"
-        " --weights '{input.weights}' --facets {input.facets} {params.inputs}"
-        " --out-dir {output} > {log} 2>&1"
+        " --weights={input.weights:q} --facets {input.facets:q} {params.inputs:q}"
+        " --out-dir {output:q} > {log:q} 2>&1"

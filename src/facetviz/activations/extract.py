@@ -211,6 +211,15 @@ class Activations:
 
     def __init__(self, path: str | Path) -> None:
         self.file = open_h5(path, STAGE)
+        try:
+            self._read_index()
+        except BaseException:
+            # nobody holds a view whose checks failed, so nobody else could close its file
+            self.file.close()
+            raise
+
+    def _read_index(self) -> None:
+        """Check the file's layout and read what every caller needs: labels, indices, names."""
         require_h5_keys(self.file, ["codes", "labels", "fine_labels", "indices", "layers"], STAGE)
         attrs = self.file.attrs
         self.labels = self.file["labels"][:]

@@ -26,8 +26,10 @@ PER_SHARD_ATTRS = (SHARD_ATTR, SKIPPED_ATTR, SKIPPED_COUNT_ATTR)
 
 def join_shards(shard_paths: Sequence[str | Path], out_path: str | Path) -> None:
     """Copy the shards of one forward pass, in order, into one activations file at `out_path`."""
-    shards = [open_h5(path, "activations_shard") for path in shard_paths]
+    shards: list[h5py.File] = []
     try:
+        for path in shard_paths:  # one by one, so that a shard that fails to open closes the rest
+            shards.append(open_h5(path, "activations_shard"))
         _check_shards(shards)
         first = shards[0]
         total = sum(len(shard["labels"]) for shard in shards)

@@ -5,7 +5,10 @@ from __future__ import annotations
 import errno
 import json
 import os
+import re
+import secrets
 import shutil
+import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -14,6 +17,7 @@ from typing import Any
 import h5py
 
 from facetviz.core.errors import DiskFullError, FacetvizError
+from facetviz.core.progress import log
 
 # Below this much free space, a failed write is taken for a full disk even when the library that
 # failed does not say so (torch.save reports only "unexpected pos").
@@ -24,28 +28,127 @@ _FULL_MESSAGES = ("No space left on device", "Disk quota exceeded", "errno = 28"
 
 @contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary sibling of `path`; it becomes `path` only if the block completes.
+    """Yield a temporary path beside `path`; it becomes `path` only if the block completes.
 
     An interrupted or failing job therefore never leaves a file (or folder) that looks finished.
     """
     final = Path(path)
     final.parent.mkdir(parents=True, exist_ok=True)
-    # A fixed name, so a job killed outright (SIGKILL, node failure) leaves a leftover that the
-    # rerun of the same job removes; Snakemake never runs two jobs for one output at once.
-    tmp = final.with_name(f".{final.name}.partial")
-    _remove(tmp)
+    # A folder of this writer's own: a second writer of the same output outside Snakemake's lock
+    # (a stage run by hand, the Python API) must not delete or overwrite this one's file. What
+    # a writer killed outright (SIGKILL) left is removed here instead, once its process is gone.
+    _remove_leftovers(final)
+    tmp = temp_path(final)
     try:
+        tmp.parent.mkdir()
         yield tmp
+        # on the disk before the rename: after a power loss the final name holds the whole
+        # file, or the previous one, or nothing; never an empty or partial file
+        _sync(tmp)
         if final.is_dir():
             shutil.rmtree(final)
         os.replace(tmp, final)
+        _sync_folder(final.parent)  # makes the rename itself durable
     except Exception as err:
         if isinstance(err, FacetvizError) or not (is_disk_full(err) or _nearly_full(final.parent)):
             raise
-        _remove(tmp)  # first, so that the message reports the space the partial file held
+        _remove(tmp.parent)  # first, so that the message reports the space the file held
         raise DiskFullError(disk_full_message(final)) from err
     finally:
-        _remove(tmp)
+        _remove(tmp.parent)
+
+
+# This machine's name as it appears in temporary names (letters, digits, `_`, `-`; short).
+_HOST = re.sub(r"[^A-Za-z0-9_-]", "_", socket.gethostname())[:24] or "host"
+# .<final name>.<host>.<pid>.<random>.partial (a writer's folder); the old fixed name too
+_TEMP = re.compile(
+    r"\.(?P<name>.+?)(\.(?P<host>[A-Za-z0-9_-]+)\.(?P<pid>\d+)\.[0-9a-f]{8})?\.partial",
+    re.DOTALL,
+)
+
+
+def temp_path(final: Path, pid: int | None = None) -> Path:
+    """Where process `pid` (this one by default) writes `final` before the rename.
+
+    A folder of the writer's own beside `final` (host, process, a random part), holding
+    `.<name>.partial`: the file's own name stays what it always was, since torch.save writes
+    it into the archive (`.model.pt/data.pkl`), and a unique name would change every checkpoint's
+    bytes. `partial_files` finds both as `.*.partial`.
+    """
+    pid = os.getpid() if pid is None else pid
+    folder = f".{final.name}.{_HOST}.{pid}.{secrets.token_hex(4)}.partial"
+    return final.parent / folder / f".{final.name}.partial"
+
+
+def _remove_leftovers(final: Path) -> None:
+    """Remove the temporary files of `final` whose writer has died (a job killed outright).
+
+    A leftover of a live process, or of another machine (whose processes cannot be seen from
+    here), is kept: its writer may still be running. The old fixed name is always a leftover.
+    """
+    prefix = f".{final.name}."
+    with os.scandir(final.parent) as entries:
+        names = [e.name for e in entries if e.name.startswith(prefix)]
+    for name in names:
+        match = _TEMP.fullmatch(name)
+        if match is None or match["name"] != final.name:
+            continue  # another output's file, e.g. of `name.x`
+        if match["pid"] is not None and match["host"] != _HOST:
+            log.warning("kept %s: written on %s, where it may still run; delete it if not",
+                        final.parent / name, match["host"])  # fmt: skip
+        elif match["pid"] is None or not _alive(int(match["pid"])):
+            _remove(final.parent / name)
+
+
+def _alive(pid: int) -> bool:
+    """Whether process `pid` of this machine still runs (a zombie does not)."""
+    if pid == os.getpid() or os.name != "posix":
+        return True  # this process's other threads; elsewhere signal 0 would end the process
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # it exists, owned by another user
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True  # no /proc (macOS): signal 0 is all there is
+    return stat.rpartition(")")[2].split()[0] != "Z"
+
+
+def _sync(path: Path) -> None:
+    """Flush `path` to the disk: a file, or every file and folder of a folder output."""
+    if path.is_dir() and not path.is_symlink():
+        for folder, _folders, files in os.walk(path, topdown=False):  # files, then their folder
+            for name in files:
+                _fsync(Path(folder, name))
+            _sync_folder(Path(folder))
+    else:
+        _fsync(path)
+
+
+def _fsync(path: Path) -> None:
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+def _sync_folder(folder: Path) -> None:
+    """Flush a folder's entries, where the OS allows. Best effort: the files are already on the
+    disk, so a folder that cannot be synced risks losing a rename, never a file's content."""
+    try:
+        descriptor = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return  # Windows cannot open a folder
+    try:
+        os.fsync(descriptor)
+    except OSError:
+        pass  # some filesystems refuse fsync on a folder (EINVAL)
+    finally:
+        os.close(descriptor)
 
 
 def is_disk_full(err: BaseException) -> bool:

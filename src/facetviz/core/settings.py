@@ -205,6 +205,8 @@ class DatasetSettings(Section):
     # existed stay the same and nothing reruns: absent means None, which means "error" (the
     # schema's documented `x-default`).
     on_unreadable: str | None = None
+    # Left unfilled by the schema for the same reason: absent means None, which means True.
+    download: bool | None = None
 
     def __post_init__(self) -> None:
         # the schema refuses other kinds; this catches settings made past it
@@ -248,6 +250,11 @@ class DatasetSettings(Section):
     def unreadable_policy(self) -> str:
         """What the forward pass does with an image that cannot be decoded: error or skip."""
         return self.on_unreadable or "error"
+
+    @property
+    def download_allowed(self) -> bool:
+        """Fashion-MNIST: whether a job may download it when no copy is found (dataset.download)."""
+        return self.download is not False
 
 
 @dataclass(frozen=True)

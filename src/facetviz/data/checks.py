@@ -7,14 +7,23 @@ that names the config key.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from facetviz.data.datasets import IMAGE_EXTENSIONS, LabelSpace, class_dirs, image_folder_root
 from facetviz.core.errors import ConfigError
-from facetviz.data.fashion_mnist import FASHION_MNIST_CLASSES, check_fashion_mnist_root
-from facetviz.core.settings import DatasetSettings
+from facetviz.core.settings import DEFAULT_RESIZE_RATIO, DatasetSettings
+from facetviz.data.datasets import (
+    IMAGE_EXTENSIONS,
+    LabelSpace,
+    class_dirs,
+    image_files,
+    image_folder_root,
+)
+from facetviz.data.fashion_mnist import (
+    FASHION_MNIST_CLASSES,
+    check_fashion_mnist_available,
+    check_fashion_mnist_root,
+)
 
 
 def input_spec(settings: DatasetSettings) -> tuple[tuple[int, int, int], tuple[str, ...]]:
@@ -34,19 +43,11 @@ def input_spec(settings: DatasetSettings) -> tuple[tuple[int, int, int], tuple[s
 
 
 def has_image(folder: Path) -> bool:
-    """Whether `folder` or a folder below it holds an image file. It stops at the first one, and
-    os.scandir reads a directory in small batches: cheap even for ImageNet's folders."""
-    subfolders = []
-    try:
-        with os.scandir(folder) as entries:
-            for entry in entries:
-                if entry.is_dir():
-                    subfolders.append(Path(entry.path))
-                elif Path(entry.name).suffix.lower() in IMAGE_EXTENSIONS and entry.is_file():
-                    return True
-    except OSError:  # missing or unreadable: no images
-        return False
-    return any(has_image(sub) for sub in subfolders)
+    """Whether `folder` or a folder below it holds an image file, by the job's own walk
+    (image_files: links to folders below it are not followed, so it ends on any tree). It stops
+    at the first one, and os.scandir reads a directory in small batches: cheap even for
+    ImageNet's folders."""
+    return next(image_files(folder), None) is not None
 
 
 def check_dataset(settings: DatasetSettings, classes: dict[int, str] | None = None) -> None:
@@ -58,11 +59,14 @@ def check_dataset(settings: DatasetSettings, classes: dict[int, str] | None = No
     """
     kind, split = settings.kind, settings.split
     splits = settings.kind_defaults.splits
+    _check_resize(settings)
     if split is not None and split not in splits:
         raise ConfigError(f"dataset.split: {kind} has splits {', '.join(splits)}, not {split!r}")
     if kind == "fashion_mnist":
-        if settings.root:  # else Debian's copy, or a download in the first job
+        if settings.root:
             check_fashion_mnist_root(Path(settings.root))
+        else:  # Debian's copy, an earlier download, or (where allowed) a download in a job
+            check_fashion_mnist_available(settings.download_allowed)
         return
     root = image_folder_root(settings.root)
     folders = class_dirs(root)
@@ -72,6 +76,20 @@ def check_dataset(settings: DatasetSettings, classes: dict[int, str] | None = No
             f"image files end in {', '.join(sorted(IMAGE_EXTENSIONS))})"
         )
     _check_classes_have_images(root, folders, settings.label_map, classes or {})
+
+
+def _check_resize(settings: DatasetSettings) -> None:
+    """An ImageFolder's resize is at least its image size: the centre crop of a smaller image
+    would be padded with black, silently (PIL's crop pads outside the image)."""
+    resize, size = settings.resize, settings.input_size
+    if settings.kind == "image_folder" and resize is not None and resize < size:
+        given = "as set" if settings.image_size else f"the default of {settings.kind}"
+        raise ConfigError(
+            f"dataset.resize: {resize} px is smaller than dataset.image_size, {size} px "
+            f"({given}): the {size} px centre crop of the resized image would be padded with "
+            f"black. Set dataset.resize: {size} or more, or leave it out "
+            f"(dataset.image_size × 256/224 = {round(size * DEFAULT_RESIZE_RATIO)} px)."
+        )
 
 
 def _check_classes_have_images(
@@ -94,5 +112,6 @@ def _check_classes_have_images(
         if not any(has_image(root / member) for member in members):
             raise ConfigError(
                 f"{key}: class {name!r} has no images: {', '.join(str(root / m) for m in members)} "
-                "holds no image files. Add images, or leave the class out."
+                "holds no image files (links to folders inside it are not followed). Add images, "
+                "or leave the class out."
             )

@@ -7,7 +7,10 @@ image's index in the full, unsubsampled dataset.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import os
+import warnings
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,6 +22,8 @@ from PIL import Image
 from torch.utils.data import Dataset
 
 from facetviz.core.errors import ConfigError, FacetvizError
+from facetviz.core.progress import log
+from facetviz.core.settings import DatasetSettings
 from facetviz.data.fashion_mnist import (
     FASHION_MNIST_CLASSES,
     IDX_FILES,
@@ -26,8 +31,6 @@ from facetviz.data.fashion_mnist import (
     idx_file,
     read_idx,
 )
-from facetviz.core.progress import log
-from facetviz.core.settings import DatasetSettings
 
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm"}
 
@@ -193,7 +196,7 @@ class FashionMNISTData(FacetDataset):
             raise ConfigError(
                 f"dataset.split: Fashion-MNIST has splits train and test, not {split!r}"
             )
-        folder = find_fashion_mnist(settings.root)
+        folder = find_fashion_mnist(settings.root, settings.download_allowed)
         images_stem, labels_stem = IDX_FILES[split]
         images = read_idx(idx_file(folder, images_stem))
         fine = read_idx(idx_file(folder, labels_stem)).astype(np.int64)
@@ -234,19 +237,77 @@ def class_dirs(root: Path) -> list[Path]:
     return sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
 
 
+def image_files(folder: Path) -> Iterator[Path]:
+    """The image files in `folder` and the folders below it, lazily: each folder's files before
+    its sub-folders, so that a caller that stops at the first one (has_image) lists a flat class
+    folder once. The one walk of a class folder, for the parse-time check and the job alike, so
+    that the two agree on which classes have images.
+
+    Links to folders below `folder` are not followed (links to files are, and `folder` itself
+    may be a link). Without them a folder tree cannot hold a cycle, so the walk ends on any tree
+    (`ln -s . a` in a class folder made a walk that followed links run for ever); it is also
+    what the job's listing (Path.rglob) always did, so no existing dataset changes. Following
+    them with a set of visited real paths would cost a stat per folder and still visit a folder
+    reached by two links twice over. Unreadable folders hold no images, as for rglob.
+    """
+    pending = [os.fspath(folder)]
+    while pending:
+        subfolders = []
+        try:
+            with os.scandir(pending.pop()) as entries:
+                for entry in entries:
+                    if entry.is_dir(follow_symlinks=False):
+                        subfolders.append(entry.path)
+                    elif Path(entry.name).suffix.lower() in IMAGE_EXTENSIONS and entry.is_file():
+                        yield Path(entry.path)
+        except OSError:  # missing or unreadable: no images
+            continue
+        pending.extend(reversed(subfolders))  # depth first, in listing order
+
+
 def scan_image_folder(root: Path) -> tuple[list[str], list[Path], np.ndarray]:
     folders = class_dirs(image_folder_root(str(root)))
     paths: list[Path] = []
     fine: list[int] = []
     for class_index, class_dir in enumerate(folders):
-        files = sorted(
-            p for p in class_dir.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()
-        )
+        files = sorted(image_files(class_dir))
         paths.extend(files)
         fine.extend([class_index] * len(files))
     if not paths:
         raise FacetvizError(f"dataset.root: no images found in class sub-folders of {root}")
     return [d.name for d in folders], paths, np.asarray(fine, dtype=np.int64)
+
+
+@contextmanager
+def open_bounded(path: Path, side: int) -> Iterator[Image.Image]:
+    """`Image.open` for images of at most PIL's MAX_IMAGE_PIXELS once decoded, `side` being the
+    shorter side the caller resizes to.
+
+    PIL only warns between that limit (89 megapixels) and twice it, and would decode such an
+    image whole (3 bytes a pixel, per DataLoader worker): a decompression bomb, or a scan no
+    model input needs. A JPEG there is decoded reduced instead, by 2, 4 or 8 as its shorter side
+    stays at least `side` (Image.draft: the decoder skips the detail, at a fraction of the cost);
+    an image still above the limit is refused (DecompressionBombError, as PIL refuses above
+    twice it), which dataset.on_unreadable decides about like any unreadable image.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # decided on below
+        image = Image.open(path)
+    try:
+        limit = Image.MAX_IMAGE_PIXELS
+        if limit and image.width * image.height > limit:
+            size = image.size
+            image.draft(None, (side, side))  # JPEG only; a no-op for other formats
+            if image.width * image.height > limit:
+                raise Image.DecompressionBombError(
+                    f"{size[0]} x {size[1]} px is {size[0] * size[1] / 1e6:.3g} megapixels, more "
+                    f"than the {limit / 1e6:.3g} megapixels decoded at most (PIL.Image."
+                    "MAX_IMAGE_PIXELS, against decompression bombs); only a JPEG whose shorter "
+                    "side is at least twice dataset.resize is decoded reduced"
+                )
+        yield image
+    finally:
+        image.close()
 
 
 class ImageFolderData(FacetDataset):
@@ -275,7 +336,7 @@ class ImageFolderData(FacetDataset):
     def _load(self, position: int) -> torch.Tensor:
         path = self._paths[position]
         try:
-            with Image.open(path) as image:
+            with open_bounded(path, self.resize) as image:
                 image = image.convert("L" if self.channels == 1 else "RGB")
                 scale = self.resize / min(image.size)
                 size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))

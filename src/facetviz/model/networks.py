@@ -7,7 +7,8 @@ output; a conv unit is one channel read at the centre (as in the paper), its max
 from __future__ import annotations
 
 import importlib
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+import inspect
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -120,8 +121,14 @@ def _torchvision_architecture(settings: ModelSettings) -> nn.Module:
     return torchvision.models.get_model(arch, weights=None, **kwargs)
 
 
-def _custom_architecture(settings: ModelSettings) -> nn.Module:
-    spec = settings.factory or ""
+def resolve_factory(spec: str) -> Callable[..., Any]:
+    """The callable `model.factory` names ('package.module:function'), imported but not called.
+
+    Only a Python function or an `nn.Module` class passes: a config is code (the factory runs
+    while Snakemake loads the workflow), and this refuses what is plainly not a model's factory
+    (a builtin such as `os:system`, a module, a class of something else) before anything is
+    called. A guard against mistakes, not a sandbox: a function may still do anything.
+    """
     module_name, _, attr = spec.partition(":")
     if not module_name or not attr:
         raise ConfigError(f"model.factory: {spec!r} must be 'package.module:function'")
@@ -132,6 +139,28 @@ def _custom_architecture(settings: ModelSettings) -> nn.Module:
             f"model.factory: cannot import {spec!r} ({err}); make the module importable "
             "(installed, or on PYTHONPATH)"
         ) from err
+    module_class = inspect.isclass(factory) and issubclass(factory, nn.Module)
+    if not (inspect.isfunction(factory) or module_class):
+        raise ConfigError(
+            f"model.factory: {spec!r} is {_kind(factory)}; a factory is a Python function that "
+            "returns an nn.Module, or an nn.Module class. It was not called"
+        )
+    return factory
+
+
+def _kind(value: object) -> str:
+    if inspect.isbuiltin(value):
+        return "a built-in function"
+    if inspect.ismodule(value):
+        return "a module"
+    if inspect.isclass(value):
+        return "a class that is not an nn.Module"
+    return f"a {type(value).__name__}"
+
+
+def _custom_architecture(settings: ModelSettings) -> nn.Module:
+    spec = settings.factory or ""
+    factory = resolve_factory(spec)
     try:
         model = factory(**settings.kwargs)
     except Exception as err:  # wrong model.kwargs, or a bug in the factory

@@ -19,9 +19,11 @@ from test_activations import (  # noqa: F401
     network,
 )
 
+from facetviz.activations import shards
 from facetviz.activations.extract import Activations, extract
 from facetviz.activations.shards import join_shards
 from facetviz.core.errors import FacetvizError
+from facetviz.core.io import open_h5
 
 
 def _datasets(path: Path) -> dict[str, np.ndarray]:
@@ -78,4 +80,33 @@ def test_join_refuses_missing_or_mixed_shards(
         join_shards([shard_files[0], other, shard_files[2]], out)
     with pytest.raises(FacetvizError, match="not a shard"):
         join_shards([activations_file], out)
+    assert not out.exists()
+
+
+def test_join_closes_the_shards_it_opened_when_one_fails(
+    tmp_path: Path, shard_files: list[Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A shard that is missing or corrupt stops the join; the shards opened before it are
+    closed by the join itself (not left to the garbage collector: here the test holds them),
+    so the rerun of the shard jobs can rewrite them in this process too."""
+    opened: list[h5py.File] = []
+
+    def recording_open_h5(path: Path, stage: str) -> h5py.File:
+        opened.append(open_h5(path, stage))
+        return opened[-1]
+
+    monkeypatch.setattr(shards, "open_h5", recording_open_h5)
+    first = tmp_path / "shard-0.h5"
+    first.write_bytes(shard_files[0].read_bytes())
+    corrupt = tmp_path / "shard-2.h5"
+    corrupt.write_bytes(b"\x89HDF\r\n\x1a\n" + b"\0" * 40)
+    out = tmp_path / "activations.h5"
+    for second, message in ((tmp_path / "shard-1.h5", "does not exist"), (corrupt, "corrupt")):
+        opened.clear()
+        with pytest.raises(FacetvizError, match=message):
+            join_shards([first, second], out)
+        assert len(opened) == 1 and not opened[0], "the first shard was left open"
+        with h5py.File(first, "w") as handle:  # a shard job writing it again
+            handle["labels"] = np.zeros(1)
+        first.write_bytes(shard_files[0].read_bytes())
     assert not out.exists()

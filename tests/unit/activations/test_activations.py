@@ -316,6 +316,20 @@ def test_incomplete_file_is_refused(tmp_path: Path) -> None:
         Activations(path)
 
 
+def test_refused_file_is_closed(tmp_path: Path) -> None:
+    """A file the reader's checks refuse is closed before the error propagates, even while the
+    error (and its traceback, which holds the half-built reader) is still referenced: the file
+    can at once be written again, by this process too (HDF5 refuses to truncate an open file)."""
+    path = tmp_path / "activations.h5"
+    with h5py.File(path, "w") as handle:
+        handle["codes"] = np.zeros((2, 3), np.float16)
+    with pytest.raises(FacetvizError, match="lacks labels") as refused:
+        Activations(path)
+    with h5py.File(path, "w") as handle:  # the stage rewriting it
+        handle["codes"] = np.ones((2, 3), np.float16)
+    assert refused.value is not None  # the traceback was alive during the rewrite
+
+
 def test_reader_opens_read_only(tmp_path: Path, activations_file: Path) -> None:
     copy = tmp_path / "activations.h5"
     copy.write_bytes(activations_file.read_bytes())

@@ -233,6 +233,20 @@ def test_duplicate_neuron_names():
     assert str(err.value).startswith("neurons[4] (tops).name: 'tops' is used twice")
 
 
+@pytest.mark.parametrize("name", [".", ".."])
+def test_run_and_neuron_names_that_are_no_folder_of_their_own(name):
+    """The schema's pattern lets `.` and `..` through; `run: ..` would write beside results/."""
+    with pytest.raises(ConfigError) as err:
+        check_run_config({**make_config(), "run": name})
+    assert str(err.value).startswith(f"run: {name!r} names no folder or file of its own")
+    config = make_config()
+    config["neurons"][1]["name"] = name
+    with pytest.raises(ConfigError) as err:
+        check_run_config(config)
+    assert str(err.value).startswith(f"neurons[1] ({name}).name: {name!r} names no folder")
+    assert [n["name"] for n in check_run_config({**make_config(), "run": "..."})][0] == "footwear"
+
+
 def test_bad_label_map_is_reported():
     config = make_config(dataset={"label_map": {"footwear": ["Sandal", "Boot"]}})
     with pytest.raises(ConfigError, match=r"dataset\.label_map\.footwear: 'Boot'"):

@@ -5,13 +5,14 @@ from __future__ import annotations
 import gzip
 import shutil
 import struct
+import warnings
 from dataclasses import replace
 
 import numpy as np
 import pytest
 import torch
-import torchvision.datasets
 from conftest import dataset_settings, make_image_folder, write_idx
+from PIL import Image
 
 import facetviz.data.datasets as data
 import facetviz.data.fashion_mnist as fashion_mnist
@@ -275,7 +276,7 @@ def test_find_fashion_mnist_root_without_files(tmp_path, fashion_dir):
 
 @pytest.fixture
 def no_fashion_mnist(tmp_path, monkeypatch):
-    """No Debian copy, an empty download folder, and a torchvision download that fails."""
+    """No Debian copy, an empty download folder, and a download that fails (no network)."""
     debian, download = tmp_path / "debian", tmp_path / "download"
     debian.mkdir()
     download.mkdir()
@@ -283,12 +284,11 @@ def no_fashion_mnist(tmp_path, monkeypatch):
     monkeypatch.setattr(fashion_mnist, "DOWNLOAD_DIR", download)
     calls = []
 
-    class OfflineFashionMNIST:
-        def __init__(self, root, train=True, download=False, **kwargs):
-            calls.append((root, train, download))
-            raise RuntimeError("Error downloading train-images-idx3-ubyte.gz: no network")
+    def offline(url, destination):
+        calls.append((url, destination))
+        raise RuntimeError(f"Error downloading {url}: no network")
 
-    monkeypatch.setattr(torchvision.datasets, "FashionMNIST", OfflineFashionMNIST)
+    monkeypatch.setattr(fashion_mnist, "fetch", offline)
     return debian, download, calls
 
 
@@ -303,7 +303,10 @@ def test_find_fashion_mnist_not_found_names_all_options(no_fashion_mnist):
     assert str(download) in message
     assert "no network" in message  # the download's own error is passed on
     assert isinstance(err.value.__cause__, RuntimeError)
-    assert calls and calls[0][0] == str(download) and calls[0][2] is True
+    assert calls and download in calls[0][1].parents  # into the download folder,
+    assert calls[0][1].name != "train-images-idx3-ubyte.gz"  # under a temporary name
+    assert calls[0][0].endswith("/train-images-idx3-ubyte.gz")  # from torchvision's mirror
+    assert [p.name for p in download.iterdir()] == [".download.lock"]  # no partial file left
 
 
 def test_open_dataset_without_fashion_mnist_fails_cleanly(no_fashion_mnist):
@@ -405,6 +408,37 @@ def test_image_folder_label_map_leaves_out_folders(image_folder):
 def test_image_folder_unknown_folder_in_label_map(image_folder):
     with pytest.raises(ConfigError, match=r"dataset\.label_map\.x: 'n04'"):
         open_dataset(folder_cfg(image_folder, label_map={"x": ["n04"]}))
+
+
+def test_image_folder_images_above_the_pixel_limit(tmp_path, monkeypatch):
+    """Above PIL.Image.MAX_IMAGE_PIXELS (lowered here so that 256 x 192 px is above it, and not
+    above twice it, where PIL itself refuses): a JPEG is decoded reduced and gives the image a
+    whole decode would; a PNG, or a JPEG that cannot be reduced enough, is refused as
+    unreadable (so dataset.on_unreadable: skip leaves it out). PIL's warning never shows."""
+    y, x = np.mgrid[0:192, 0:256]
+    smooth = np.stack([x, y, (x + y) // 2], axis=-1).astype(np.uint8)  # what DCT scaling keeps
+    for name in ("a", "b"):
+        (tmp_path / "tree" / name).mkdir(parents=True)
+    Image.fromarray(smooth).save(tmp_path / "tree" / "a" / "photo.jpg", quality=95)
+    Image.fromarray(smooth).save(tmp_path / "tree" / "b" / "scan.png")
+    settings = folder_cfg(tmp_path / "tree", image_size=16, resize=32, channels=3)
+    whole = open_dataset(settings)[0][0]  # under PIL's default limit: decoded whole
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 30_000)
+    dataset = open_dataset(settings)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        reduced = dataset[0][0]
+        with pytest.raises(data.UnreadableImage, match=r"scan\.png: 256 x 192 px is 0\.0492 "
+                           r"megapixels, more than the 0\.03 megapixels"):  # fmt: skip
+            dataset[1]
+    assert reduced.shape == whole.shape == (3, 16, 16)
+    assert float((reduced - whole).abs().mean()) < 0.02
+    placeholder = data.SkipUnreadable(dataset, dataset.image_shape)[1]
+    assert placeholder[3] == -1  # skipped, under dataset.on_unreadable: skip
+    # a JPEG whose shorter side cannot be halved without going below `resize` stays whole
+    too_close = open_dataset(folder_cfg(tmp_path / "tree", image_size=16, resize=100))
+    with pytest.raises(data.UnreadableImage, match=r"photo\.jpg: 256 x 192 px"):
+        too_close[0]
 
 
 def test_holdout_split_partitions_and_is_deterministic():

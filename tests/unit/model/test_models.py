@@ -24,6 +24,7 @@ from facetviz.model.networks import (
     load_state_dict,
     missing_weights_message,
     resolve_device,
+    resolve_factory,
     resolve_layer,
     save_checkpoint,
     torchvision_cache_path,
@@ -435,6 +436,33 @@ def test_custom_factory_load_network(factory_module, tmp_path):
 def test_custom_factory_bad_strings(factory_module, factory):
     with pytest.raises(ConfigError, match=r"^model\.factory: "):
         build_architecture(custom_cfg(factory), 1, 3)
+
+
+@pytest.mark.parametrize(
+    ("factory", "kind"),
+    [
+        ("os:system", "a built-in function"),
+        ("os:path", "a module"),
+        ("subprocess:Popen", "a class that is not an nn.Module"),
+        ("math:pi", "a float"),
+    ],
+)
+def test_custom_factory_that_is_not_a_factory_is_not_called(factory, kind, tmp_path):
+    """A config is code: what is plainly not a model's factory is refused before it is called
+    (os.system would run the command, Popen start it)."""
+    marker = tmp_path / "called"
+    kwargs = {
+        "os:system": {"command": f"touch {marker}"},
+        "subprocess:Popen": {"args": ["touch", str(marker)]},
+    }
+    cfg = custom_cfg(factory, kwargs=kwargs.get(factory, {}))
+    with pytest.raises(ConfigError, match=rf"^model\.factory: '{factory}' is {kind}; .*not called"):
+        build_architecture(cfg, 1, 3)
+    assert not marker.exists()
+
+
+def test_custom_factory_may_be_a_module_class():
+    assert resolve_factory("torch.nn:Identity") is nn.Identity
 
 
 # --- normalization ---------------------------------------------------------------------------

@@ -11,6 +11,7 @@ import pytest
 import torch
 import yaml
 from conftest import REPO, learned_prior_task, make_task, prior_method, prior_settings
+from plugin_method import PLUGIN
 
 from facetviz.core.errors import ConfigError, FacetvizError
 from facetviz.model.networks import Network, capture
@@ -212,6 +213,66 @@ def test_two_methods_of_one_name_are_refused(monkeypatch: pytest.MonkeyPatch) ->
         methods.register(Copy)
 
 
+def lab_method(name: str, cls_name: str = "Lab", **attributes) -> type[Method]:
+    """A method class named `cls_name` (a plug-in's, by its module), not registered."""
+
+    @dataclass(frozen=True)
+    class LabSettings:
+        steps: int = methods.setting(1, "steps")
+
+    body = {"name": name, "summary": "a lab's", "Settings": LabSettings, **attributes}
+    return type(cls_name, (methods.Method,), {**body, "__module__": "lab_methods"})
+
+
+def test_a_plugin_reusing_a_built_in_name_must_say_it_replaces_it(monkeypatch) -> None:
+    """Not even under the built-in's class name (which `register` once took for the same
+    class); with `replaces = True` it takes the name, and the jobs import its module."""
+    monkeypatch.setattr(methods.base, "REGISTRY", dict(methods.REGISTRY))
+    twin = lab_method("mfv", cls_name=methods.method_class("mfv").__qualname__)
+    with pytest.raises(ConfigError, match=r"'mfv' is defined twice: .*mfv\.Mfv \(built in\)"):
+        methods.register(twin)
+    assert methods.method_class("mfv").__module__ == "facetviz.synthesis.methods.mfv"
+    replacing = methods.register(lab_method("mfv", replaces=True))
+    assert methods.method_class("mfv") is replacing and methods.is_plugin("mfv")
+    assert methods.register(replacing) is replacing  # its module imported again: the same class
+
+
+@pytest.mark.parametrize("name", ["..", ".", "", "a b", "-x", "1st", "x'y", "a/b", "é", None])
+def test_a_method_name_that_is_not_plain_is_refused(monkeypatch, name) -> None:
+    monkeypatch.setattr(methods.base, "REGISTRY", dict(methods.REGISTRY))
+    with pytest.raises(ConfigError, match=r"a method's name is a letter"):
+        methods.register(lab_method(name))
+    assert name not in methods.base.REGISTRY
+
+
+@pytest.mark.parametrize(
+    ("inputs", "message"),
+    [
+        ({"a=b": "x.pt"}, "input name 'a=b' is not a Python identifier"),
+        ({"my input": "x.pt"}, "input name 'my input' is not a Python identifier"),
+        ({"weights": "x.pt"}, "input name 'weights' is taken by the synthesize rule"),
+        ({"facets": "x.pt"}, "input name 'facets' is taken by the synthesize rule"),
+    ],
+)
+def test_input_names_are_checked(monkeypatch, inputs: dict, message: str) -> None:
+    monkeypatch.setattr(methods.base, "REGISTRY", dict(methods.REGISTRY))
+    with pytest.raises(ConfigError, match=message):
+        methods.register(lab_method("lab", inputs=inputs))
+    # inputs a setting adds (`required_inputs`) are checked when the config is
+    adds = classmethod(lambda cls, settings: inputs)
+    methods.register(lab_method("lab", required_inputs=adds))
+    synthesis = {"methods": ["lab"], "plugins": [], "steps_scale": 1.0}
+    with pytest.raises(ConfigError, match=message):
+        methods.check_synthesis(synthesis)
+
+
+def test_plain_names_are_registered(monkeypatch) -> None:
+    monkeypatch.setattr(methods.base, "REGISTRY", dict(methods.REGISTRY))
+    for name in ("lab-toy", "Lab_2", "x"):
+        methods.register(lab_method(name, cls_name=f"Lab{len(name)}", inputs={"code_2": "a.pt"}))
+    assert {"lab-toy", "Lab_2", "x"} <= set(methods.base.REGISTRY)
+
+
 def method_table(path) -> dict[str, dict]:
     """The rows of the Markdown table headed `| method | defaults |`: name -> defaults."""
     table = path.read_text().split("| method | defaults |", 1)[1].split("\n\n", 1)[0]
@@ -236,42 +297,6 @@ def test_readme_method_table_is_each_methods_summary() -> None:
     for name, words in rows.items():
         summary = methods.method_class(name).summary
         assert words == summary, f"README.md's row of {name} is not {name}.summary: {summary}"
-
-
-PLUGIN = '''
-from dataclasses import dataclass
-
-from facetviz.synthesis.methods import Method, register, setting
-from facetviz.synthesis.objectives import units
-from facetviz.synthesis.param import Pixels
-from facetviz.synthesis.render import decay_ascent
-
-
-@dataclass(frozen=True)
-class Settings:
-    steps: int = setting(3, "gradient steps", minimum=1)
-    step_size: float = setting(0.05, "mean pixel change per step", exclusiveMinimum=0)
-
-
-@register
-class Toy(Method):
-    """A lab's own method: plain ascent from the facet's mean image."""
-
-    name = "toy"
-    summary = "ascent from the mean image"
-    Settings = Settings
-
-    def parameterization(self, task):
-        return Pixels(task.mean_images)
-
-    def objective(self, task):
-        return units(task.units)
-
-    def optimize(self, task, parameterization, objective):
-        return decay_ascent(self.context.forward, objective, parameterization,
-                            self.context.steps(self.settings.steps), self.settings.step_size,
-                            0.0, task.generators, name=self.label(task))
-'''
 
 
 def reordered(task: Task, order: list[int], groups: list[slice]) -> Task:

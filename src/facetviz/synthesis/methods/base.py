@@ -13,16 +13,19 @@ declares:
 - `optimize(task, parameterization, objective)`: its loop (`render`), returning a `Result`.
 
 Methods outside the package (a lab's own) register the same way from a module named in the
-config's `synthesis.plugins`: the workflow imports it before it validates the config.
+config's `synthesis.plugins`: the workflow imports it before it validates the config. One that
+takes a name already registered (a built-in's) is refused unless its class sets
+`replaces = True`; names are held to `METHOD_NAME`, their inputs' names to `INPUT_NAME`.
 """
 
 from __future__ import annotations
 
 import importlib
 import math
+import re
 import typing
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import MISSING, Field, dataclass, field, fields
 from pathlib import Path
 from typing import Any, ClassVar
@@ -38,6 +41,13 @@ from facetviz.synthesis.objectives import Forward, Objective, Unit
 from facetviz.synthesis.render import Result
 
 REGISTRY: dict[str, type[Method]] = {}
+# A method's name is a wildcard value, a folder (`synthesis/<name>/`), a config key and part of
+# the synthesis jobs' commands; its inputs' names are named inputs of the synthesize rule and
+# `--input NAME=PATH` arguments. Plain names keep every one of them meaning one thing (no `..`,
+# no quote or `=`).
+METHOD_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]*")
+INPUT_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+RESERVED_INPUTS = frozenset({"facets", "weights"})  # the synthesize rule's own named inputs
 
 
 def setting(default: Any, help: str, **bounds: Any) -> Any:
@@ -113,6 +123,9 @@ class Method(ABC):
     inputs: ClassVar[Mapping[str, str]] = {}
     # a reference (no optimization): every run scores it beside the methods it runs
     reference: ClassVar[bool] = False
+    # a plug-in that reuses a registered name (a built-in's) must say so: otherwise `register`
+    # refuses it, so that no import silently swaps the method a config names
+    replaces: ClassVar[bool] = False
 
     def __init__(self, settings: Any, context: Context) -> None:
         self.settings = settings
@@ -146,15 +159,48 @@ class Method(ABC):
 
 
 def register(cls: type[Method]) -> type[Method]:
-    """Class decorator: make the method available by its `name`."""
-    known = REGISTRY.get(cls.name)
-    if known is not None and known.__qualname__ != cls.__qualname__:
+    """Class decorator: make the method available by its `name`.
+
+    The name and the names of its `inputs` must match `METHOD_NAME` and `INPUT_NAME`. A name
+    that another class holds is refused unless the new class says `replaces = True`; the same
+    class registered again (its module imported twice) simply replaces itself."""
+    if not isinstance(cls.name, str) or not METHOD_NAME.fullmatch(cls.name):
         raise ConfigError(
-            f"synthesis method {cls.name!r} is defined twice: by {known.__module__} and "
-            f"{cls.__module__}; rename one"
+            f"synthesis method {cls.name!r} ({_where(cls)}): a method's name is a letter, then "
+            "letters, digits, '_' or '-' (it names a folder, a config key and an argument of "
+            "the synthesis jobs)"
+        )
+    check_input_names(cls.name, cls.inputs)
+    known = REGISTRY.get(cls.name)
+    if known is not None and _where(known) != _where(cls) and not cls.replaces:
+        origin = " (built in)" if known.__module__.startswith("facetviz.") else ""
+        raise ConfigError(
+            f"synthesis method {cls.name!r} is defined twice: by {_where(known)}{origin} and "
+            f"{_where(cls)}. Rename one or, to replace the first on purpose, set "
+            f"`replaces = True` on {cls.__qualname__}"
         )
     REGISTRY[cls.name] = cls
     return cls
+
+
+def _where(cls: type) -> str:
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def check_input_names(method: str, names: Iterable[str]) -> None:
+    """Refuse extra-input names that are not plain identifiers or that shadow the synthesize
+    rule's own inputs (each becomes a named input of the rule and a `--input NAME=PATH`)."""
+    for name in names:
+        if not isinstance(name, str) or not INPUT_NAME.fullmatch(name):
+            raise ConfigError(
+                f"synthesis method {method!r}: input name {name!r} is not a Python identifier "
+                "(letters, digits and '_', not starting with a digit)"
+            )
+        if name in RESERVED_INPUTS:
+            raise ConfigError(
+                f"synthesis method {method!r}: input name {name!r} is taken by the synthesize "
+                f"rule (its own inputs are {', '.join(sorted(RESERVED_INPUTS))}); rename it"
+            )
 
 
 def load_plugins(modules: Sequence[str]) -> None:
@@ -244,7 +290,10 @@ def check_synthesis(synthesis: Mapping[str, Any]) -> dict[str, Any]:
                 f"{', '.join(REGISTRY)}"
             )
         method_settings(key, block)  # a block of a method not run now is checked too
-    return {name: method_settings(name, blocks.get(name)) for name in synthesis["methods"]}
+    resolved = {name: method_settings(name, blocks.get(name)) for name in synthesis["methods"]}
+    for name, settings in resolved.items():  # a setting may add inputs (`required_inputs`)
+        check_input_names(name, method_class(name).required_inputs(settings))
+    return resolved
 
 
 def is_plugin(name: str) -> bool:
