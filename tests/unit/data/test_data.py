@@ -16,6 +16,9 @@ from PIL import Image
 
 import facetviz.data.datasets as data
 import facetviz.data.fashion_mnist as fashion_mnist
+from facetviz.core.errors import ConfigError, FacetvizError
+from facetviz.core.settings import DatasetSettings
+from facetviz.data.checks import input_spec
 from facetviz.data.datasets import (
     FASHION_MNIST_CLASSES,
     LabelSpace,
@@ -24,9 +27,6 @@ from facetviz.data.datasets import (
     open_dataset,
     read_idx,
 )
-from facetviz.data.checks import input_spec
-from facetviz.core.errors import ConfigError, FacetvizError
-from facetviz.core.settings import DatasetSettings
 
 COARSE_MAP = {
     "footwear": ["Sandal", "Sneaker", "Ankle boot"],
