@@ -13,7 +13,13 @@ from typing import Any
 
 from facetviz.core.errors import ConfigError
 from facetviz.core.settings import DatasetSettings, ModelSettings
-from facetviz.data.checks import check_dataset, input_spec
+from facetviz.data.checks import check_dataset, input_spec, label_space
+from facetviz.directions.checks import (
+    check_probe_class,
+    expand_latents,
+    readout_layer,
+    resolve_neuron,
+)
 from facetviz.model.networks import (
     describe_model,
     first_conv,
@@ -33,39 +39,55 @@ def check_run_config(config: Mapping[str, Any]) -> list[dict[str, Any]]:
     Resolved neurons carry `class` as an integer index (or None for select: top) and `units`, the
     size of their layer. Raises ConfigError naming the offending key.
     """
-    _check_names(config)
+    neurons = expand_latents(config["neurons"])
+    _check_names(config, neurons)
     _check_facet_counts(config["facets"])
     dataset = DatasetSettings.from_config(config["dataset"])
     model_settings = ModelSettings.from_config(config["model"])
     input_shape, class_names = input_spec(dataset)
     num_classes = model_settings.num_classes or len(class_names)
-    neurons = config["neurons"]
-    layers = [config["facets"]["layer"], *(n["layer"] for n in neurons)]
     model = meta_architecture(model_settings, input_shape[0], num_classes)
     _check_model_input(model, model_settings, dataset, input_shape)
     model_settings.normalization(input_shape[0])
-    resolve_layer(model, config["facets"]["layer"], key="facets.layer")
-    for i, neuron in enumerate(neurons):
-        resolve_layer(model, neuron["layer"], key=f"neurons[{i}] ({neuron['name']}).layer")
-    shapes = output_shapes(model, input_shape, layers)
+    keys = [f"neurons[{i}] ({neuron['name']})" for i, neuron in enumerate(neurons)]
+    neurons = [
+        {**neuron, "layer": readout_layer(key, neuron, config)}
+        for key, neuron in zip(keys, neurons, strict=True)
+    ]
+    shapes = _layer_shapes(model, config, neurons, keys, input_shape)
+    labels = label_space(dataset)
+    for name, probe in config["probes"].items():
+        check_probe_class(f"probes.{name}", probe, labels)
 
     seen: set[str] = set()
     resolved = []
-    for i, neuron in enumerate(neurons):
-        key = f"neurons[{i}] ({neuron['name']})"
+    for key, neuron in zip(keys, neurons, strict=True):
         if neuron["name"] in seen:
             raise ConfigError(f"{key}.name: {neuron['name']!r} is used twice; names must be unique")
         seen.add(neuron["name"])
         units = unit_count(shapes[neuron["layer"]])
-        if neuron["unit"] >= units:
-            raise ConfigError(
-                f"{key}.unit: {neuron['unit']} is out of range for layer {neuron['layer']!r}, "
-                f"which has {units} units (0..{units - 1})"
-            )
+        neuron = resolve_neuron(key, neuron, config, units, labels)
         resolved.append(
             {**neuron, "class": _resolve_class(key, neuron, class_names), "units": units}
         )
     return resolved
+
+
+def _layer_shapes(
+    model: Any,
+    config: Mapping[str, Any],
+    neurons: list[dict[str, Any]],
+    keys: list[str],
+    input_shape: tuple[int, ...],
+) -> dict[str, tuple[int, ...]]:
+    """The output shape of every layer the config names, each checked to exist first."""
+    named = {"facets.layer": config["facets"]["layer"]}
+    named |= {f"{key}.layer": n["layer"] for key, n in zip(keys, neurons, strict=True)}
+    for section in ("probes", "sae"):
+        named |= {f"{section}.{name}.layer": e["layer"] for name, e in config[section].items()}
+    for key, layer in named.items():
+        resolve_layer(model, layer, key=key)
+    return output_shapes(model, input_shape, list(dict.fromkeys(named.values())))
 
 
 def check_dataset_files(config: Mapping[str, Any], neurons: list[dict[str, Any]]) -> None:
@@ -125,12 +147,10 @@ def _origin(dataset: DatasetSettings, key: str) -> str:
 RESERVED_NAMES = (".", "..")
 
 
-def _check_names(config: Mapping[str, Any]) -> None:
+def _check_names(config: Mapping[str, Any], neurons: list[dict[str, Any]]) -> None:
     """`run` and the neurons' names are not `.` or `..`."""
     named = [("run", config["run"])]
-    named += [
-        (f"neurons[{i}] ({n['name']}).name", n["name"]) for i, n in enumerate(config["neurons"])
-    ]
+    named += [(f"neurons[{i}] ({n['name']}).name", n["name"]) for i, n in enumerate(neurons)]
     for key, name in named:
         if name in RESERVED_NAMES:
             raise ConfigError(

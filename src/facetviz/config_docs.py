@@ -114,6 +114,9 @@ def property_rows(
             continue
         cell = default_cell(prop, key in required, configured.get(key, ...))
         rows.append(Row(prefix + key, cell, prop.get("description", "")))
+    entry = node.get("additionalProperties")
+    if isinstance(entry, Mapping) and "properties" in entry:  # `<name>: {...}` entries (probes)
+        rows += property_rows(entry, None, f"{prefix}<name>.")
     return rows
 
 

@@ -14,6 +14,7 @@ ORDER = [
     "data",
     "model",
     "activations",
+    "directions",
     "facets",
     "priors",
     "synthesis",

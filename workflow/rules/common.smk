@@ -21,6 +21,8 @@ if SRC not in sys.path:
 from facetviz.checks import check_dataset_files, check_run_config  # noqa: E402
 from facetviz.core import overlay  # noqa: E402
 from facetviz.core.errors import ConfigError  # noqa: E402
+from facetviz.core.settings import DatasetSettings  # noqa: E402
+from facetviz.data.checks import label_space  # noqa: E402
 from facetviz.model.networks import missing_weights_message, weights_file  # noqa: E402
 from facetviz.synthesis import methods as synthesis_methods  # noqa: E402
 
@@ -111,7 +113,18 @@ ORACLE_ENABLED = (
 # evaluation over seeds (one seed for a plain run).
 MEASURED = ORACLE_ENABLED and bool(CLASS_UNITS)
 SYNTHESIS_METRICS = f"{RESULTS}/synthesis/metrics.json" if MEASURED else None
-EVALUATION = f"{RESULTS}/evaluation" if MEASURED else None
+# Probe neurons of a fine class, by name, with their class: the oracle judges their images too
+# (measure.smk, probe_metrics); SAEs are compared with their layer's units (sae_purity).
+FINE_NAMES = label_space(DatasetSettings.from_config(config["dataset"])).fine_names
+PROBE_CLASSES = {
+    name: config["probes"][neuron["probe"]]["class"]
+    for name, neuron in NEURONS.items()
+    if neuron.get("probe") and config["probes"][neuron["probe"]]["labels"] != "coarse"
+    and config["probes"][neuron["probe"]]["class"] in FINE_NAMES
+} if ORACLE_ENABLED else {}
+SAE_COMPARED = 32  # latents and units compared by sae_purity
+DIRECTIONS_MEASURED = bool(PROBE_CLASSES) or bool(config["sae"])
+EVALUATION = f"{RESULTS}/evaluation" if MEASURED or DIRECTIONS_MEASURED else None
 
 
 def alternatives(names):
@@ -213,7 +226,29 @@ def method_input_args(wildcards, input):
 
 
 def target_layers():
-    return sorted({neuron["layer"] for neuron in NEURONS.values()})
+    layers = [neuron["layer"] for neuron in NEURONS.values()]
+    layers += [entry["layer"] for section in ("probes", "sae") for entry in config[section].values()]
+    return sorted(set(layers))
+
+
+def readout_file(tree, neuron):
+    """The file a neuron that is not a unit reads in `tree` (a direction's .npy, a probe's, an
+    SAE), or None."""
+    neuron = NEURONS[neuron]
+    if neuron.get("direction"):
+        return neuron["direction"]
+    if neuron.get("probe"):
+        return f"{tree}/probes/{neuron['probe']}.npy"
+    if neuron.get("sae"):
+        return f"{tree}/sae/{neuron['sae']}.h5"
+    return None
+
+
+def readout_settings(wildcards):
+    """`readout_file` for a neuron that reads one; nothing for a unit, whose facets job's
+    settings stay what they were before readouts existed."""
+    path = readout_file(wildcards.tree, wildcards.neuron)
+    return {} if path is None else {"readout_file": path}
 
 
 def final_outputs():
@@ -229,6 +264,8 @@ def final_outputs():
     outputs += [f"{RESULTS}/facets/table.csv", f"{RESULTS}/index.html"]
     if MEASURED:
         outputs += [SYNTHESIS_METRICS, f"{EVALUATION}/summary.json"]
+    if DIRECTIONS_MEASURED:
+        outputs.append(f"{EVALUATION}/directions.json")
     if TRAINS_MODEL:
         outputs.append(f"{RESULTS}/model/metrics.json")
     if LEARNED_PRIOR:  # every training tree's generator, measured

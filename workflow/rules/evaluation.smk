@@ -51,3 +51,24 @@ if MEASURED:
             "python -m facetviz evaluation-figures --threads {threads} --summary {input:q}"
             " --pareto {output.pareto:q} {output.pareto_pdf:q}"
             " --path {output.path:q} {output.path_pdf:q} > {log:q} 2>&1"
+
+
+# Directions over seeds: the probe neurons' and the SAEs' scores as means with intervals.
+if DIRECTIONS_MEASURED:
+
+    rule directions_evaluation:
+        input:
+            probes=[f"{tree}/directions/probes.json" for tree in EVALUATED_TREES]
+            if PROBE_CLASSES
+            else [],
+            sae=[
+                f"{tree}/directions/sae-{sae}.json" for tree in TRAIN_TREES for sae in config["sae"]
+            ],
+        output:
+            f"{EVALUATION}/directions.json",
+        log:
+            f"{LOGS}/directions-evaluation.log",
+        threads: 1
+        shell:
+            "python -m facetviz directions-evaluation --threads {threads}"
+            " --probes {input.probes:q} --sae {input.sae:q} --out {output:q} > {log:q} 2>&1"

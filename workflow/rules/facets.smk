@@ -3,7 +3,9 @@
 
 rule facets:
     input:
-        "{tree}/activations.h5",
+        activations="{tree}/activations.h5",
+        # a neuron that is not a unit: its direction's .npy, its probe's or its SAE
+        readout=lambda wildcards: readout_file(wildcards.tree, wildcards.neuron) or [],
     output:
         h5="{tree}/facets/{neuron}.h5",
         summary="{tree}/facets/{neuron}.json",
@@ -13,13 +15,14 @@ rule facets:
             facets=config["facets"],
             neuron=NEURONS[wildcards.neuron],
             seed=TRAIN_TREES[wildcards.tree],
+            **readout_settings(wildcards),
         ),
     log:
         "{tree}/logs/facets/{neuron}.log",
     threads: 1
     shell:
         "python -m facetviz facets --threads {threads} --settings {params.settings:q}"
-        " --activations {input:q} --out-h5 {output.h5:q} --out-json {output.summary:q}"
+        " --activations {input.activations:q} --out-h5 {output.h5:q} --out-json {output.summary:q}"
         " > {log:q} 2>&1"
 
 

@@ -90,3 +90,51 @@ rule generator_metrics:
         "python -m facetviz generator-metrics --threads {threads} --settings {params.settings:q}"
         " --weights={input.weights:q} --checkpoint {input.generator:q} --fit {input.fit:q}"
         " {params.oracle:q} --metrics {output:q} > {log:q} 2>&1"
+
+
+# Probe neurons of a fine class (docs/design.md §12): their top images, their facets and every
+# method's images of them, against the class, by the oracle.
+rule probe_metrics:
+    input:
+        oracle=lambda wildcards: f"{tree_of(wildcards)}/oracle/oracle.pt",
+        facets=lambda wildcards: expand(
+            f"{tree_of(wildcards)}/facets/{{neuron}}.h5", neuron=PROBE_CLASSES
+        ),
+        images=expand(
+            "{stree}/synthesis/{method}/{batch}",
+            method=SYNTHESIZED,
+            batch=sorted({BATCH_OF[neuron] for neuron in PROBE_CLASSES}),
+            allow_missing=True,
+        ),
+    output:
+        "{stree}/directions/probes.json",
+    params:
+        settings=lambda wildcards: settings(
+            image_dirs=image_dirs(list(PROBE_CLASSES), tree=wildcards.stree),
+            classes=list(PROBE_CLASSES.values()),
+        ),
+    log:
+        "{stree}/logs/directions/probes.log",
+    threads: 1
+    shell:
+        "python -m facetviz probe-metrics --threads {threads} --settings {params.settings:q}"
+        " --oracle {input.oracle:q} --facets {input.facets:q} --out-json {output:q}"
+        " > {log:q} 2>&1"
+
+
+# An SAE's latents against the layer's units: the fine-class purity of their top images.
+rule sae_purity:
+    input:
+        activations="{tree}/activations.h5",
+        sae="{tree}/sae/{sae}.h5",
+    output:
+        "{tree}/directions/sae-{sae}.json",
+    params:
+        settings=settings(count=SAE_COMPARED, top_n=config["facets"]["top_n"]),
+    log:
+        "{tree}/logs/directions/sae-{sae}.log",
+    threads: 1
+    shell:
+        "python -m facetviz sae-purity --threads {threads} --settings {params.settings:q}"
+        " --activations {input.activations:q} --sae {input.sae:q} --out-json {output:q}"
+        " > {log:q} 2>&1"

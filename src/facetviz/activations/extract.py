@@ -232,17 +232,25 @@ class Activations:
 
     def unit(self, layer: str, unit: int, spatial: str) -> np.ndarray:
         """The activation of one unit on every image."""
+        values = self._layer(layer, spatial)[:, unit]
+        self._refuse_non_finite(
+            values, np.arange(len(values)), f"the values of {layer!r} unit {unit}"
+        )
+        return values
+
+    def layer_values(self, layer: str, spatial: str) -> np.ndarray:
+        """[N, units] every unit of `layer` (conv layers read by `spatial`) on every image."""
+        values = self._layer(layer, spatial)[:]
+        self._refuse_non_finite(values, np.arange(len(values)), f"the values of {layer!r}")
+        return values
+
+    def _layer(self, layer: str, spatial: str) -> h5py.Dataset:
         group = self.file.get(f"layers/{layer}")
         if group is None:
             raise FacetvizError(
                 f"layer {layer!r} is not in {self.file.filename}: rerun the activations stage"
             )
-        rule = "value" if "value" in group else spatial
-        values = group[rule][:, unit]
-        self._refuse_non_finite(
-            values, np.arange(len(values)), f"the values of {layer!r} unit {unit}"
-        )
-        return values
+        return group["value" if "value" in group else spatial]
 
     def codes(self, rows: np.ndarray) -> np.ndarray:
         """Codes of the given rows, in the order given, as float32."""

@@ -2,7 +2,9 @@
 
 Fields annotated `np.ndarray` are datasets; every other field is an attribute (JSON for dicts
 and lists). A file that lacks a field (written by an older version, or cut short) is an error
-that names the stage to rerun, never a KeyError deep inside a later stage.
+that names the stage to rerun, never a KeyError deep inside a later stage. A field with a
+default of None is optional: not written while None, and None when the file lacks it (so
+adding one leaves the files of every record without it byte for byte as they were).
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ def _kinds(cls: type) -> dict[str, str]:
     kinds = {}
     for field in fields(cls):
         hint = hints[field.name]
+        if field.default is None:  # `X | None = None`: the kind of X
+            hint = next(arg for arg in typing.get_args(hint) if arg is not type(None))
         if hint is np.ndarray:
             kinds[field.name] = "array"
         elif hasattr(hint, "from_dict") and hasattr(hint, "to_dict"):
@@ -41,10 +45,16 @@ def _kinds(cls: type) -> dict[str, str]:
     return kinds
 
 
+def _optional(cls: type) -> set[str]:
+    return {field.name for field in fields(cls) if field.default is None}
+
+
 def write_record(handle: h5py.Group, record: Any) -> None:
     """Every field of the dataclass `record` into the open group `handle`."""
     for name, kind in _kinds(type(record)).items():
         value = getattr(record, name)
+        if value is None and name in _optional(type(record)):
+            continue
         if kind == "array":
             handle[name] = value
         elif kind == "object":
@@ -63,11 +73,12 @@ def read_record(cls: type[R], path: str | Path, stage: str) -> R:
 
 def read_group(cls: type[R], handle: h5py.Group, stage: str) -> R:
     kinds = _kinds(cls)
-    missing = [
+    absent = {
         name
         for name, kind in kinds.items()
         if (name not in handle if kind == "array" else name not in handle.attrs)
-    ]
+    }
+    missing = [name for name in kinds if name in absent and name not in _optional(cls)]
     if missing:
         raise FacetvizError(
             f"{handle.file.filename} lacks {', '.join(missing)}: it was written by another "
@@ -77,7 +88,9 @@ def read_group(cls: type[R], handle: h5py.Group, stage: str) -> R:
     hints = typing.get_type_hints(cls)
     values: dict[str, Any] = {}
     for name, kind in kinds.items():
-        if kind == "array":
+        if name in absent:
+            values[name] = None
+        elif kind == "array":
             values[name] = handle[name][()]
         elif kind == "object":
             values[name] = hints[name].from_dict(json.loads(handle.attrs[name]))

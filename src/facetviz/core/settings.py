@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import MISSING, dataclass, fields, replace
+from pathlib import Path
 from typing import Any, ClassVar, Self, TypeVar
 
 from facetviz.core.errors import ConfigError, FacetvizError
@@ -38,7 +39,10 @@ def from_section(cls: type[T], section: Mapping[str, Any], name: str) -> T:
 
 @dataclass(frozen=True)
 class Neuron:
-    """One visualized unit: `unit` of `layer`, read by `spatial` where the layer is a conv map.
+    """One visualized neuron of `layer`, read by `spatial` where the layer is a conv map: a
+    `unit`, or (docs/design.md §12) a `group` of (unit, weight) pairs, a `direction` (.npy
+    file), a `probe` or a latent of an `sae` (by index, `latent`, or by firing rank,
+    `latent_rank`), with Lucid's `cosine_power` for directions and probes.
 
     `class_index` is the class whose images are clustered (select: label; resolved from a name
     or the unit index at parse time), None for select: top. `units` is the size of the layer.
@@ -46,30 +50,72 @@ class Neuron:
 
     name: str
     layer: str
-    unit: int
+    unit: int | None
     spatial: str
     select: str
     class_index: int | None = None  # derived at parse time, not a config default
     units: int | None = None
+    group: tuple[tuple[int, float], ...] | None = None
+    direction: str | None = None
+    probe: str | None = None
+    sae: str | None = None
+    latent: int | None = None
+    latent_rank: int | None = None
+    cosine_power: float = 0.0
 
     @property
     def is_class_unit(self) -> bool:
         return self.select == "label"
 
+    @property
+    def kind(self) -> str:
+        """unit, group, direction, probe or sae."""
+        named = [k for k in ("group", "direction", "probe", "sae") if getattr(self, k)]
+        return named[0] if named else "unit"
+
+    @property
+    def label(self) -> str:
+        """How the neuron reads its layer, for figures: `classifier.2[3]`, `classifier.2[3 -
+        0.5×7]`, `features.7 · probe sneaker`, `classifier.2 · sae fc latent 17`."""
+        if self.kind == "unit":
+            return f"{self.layer}[{self.unit}]"
+        if self.kind == "group":
+            terms = " + ".join(f"{w:g}×{u}" for u, w in self.group or ())
+            return f"{self.layer}[{terms.replace('+ -', '- ')}]"
+        if self.kind == "sae":
+            which = f"latent {self.latent}" if self.latent is not None else (
+                f"latent ranked {self.latent_rank} by firing"
+            )
+            return f"{self.layer} · sae {self.sae} {which}"
+        named = self.probe if self.kind == "probe" else Path(str(self.direction)).stem
+        return f"{self.layer} · {self.kind} {named}"
+
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Neuron:
         """From the config's (resolved) neuron, where the class is under `class`."""
+        group = data.get("group")
         return cls(
             name=data["name"],
             layer=data["layer"],
-            unit=int(data["unit"]),
+            unit=None if data.get("unit") is None else int(data["unit"]),
             spatial=data["spatial"],
             select=data["select"],
             class_index=data.get("class"),
             units=data.get("units"),
+            group=None if group is None else tuple((int(u), float(w)) for u, w in group),
+            **{key: data[key] for key in (*_NAMED, *_INDICES) if data.get(key) is not None},
+            cosine_power=float(data.get("direction_cosine_power") or 0.0),
         )
 
     def to_dict(self) -> dict[str, Any]:
+        # the keys of a readout only where set: a unit neuron's dict (and so its facet file and
+        # the rules' params) is the one it was before readouts existed
+        readout = {key: getattr(self, key) for key in _NAMED if getattr(self, key)}
+        readout |= {key: getattr(self, key) for key in _INDICES if getattr(self, key) is not None}
+        if self.group:
+            readout["group"] = [list(pair) for pair in self.group]
+        if self.cosine_power:
+            readout["direction_cosine_power"] = self.cosine_power
         return {
             "name": self.name,
             "layer": self.layer,
@@ -78,7 +124,12 @@ class Neuron:
             "select": self.select,
             "class": self.class_index,
             "units": self.units,
-        }
+        } | readout
+
+
+# a readout's keys in a neuron's dict: names (of a file, a probe, an SAE) and latent indices
+_NAMED = ("direction", "probe", "sae")
+_INDICES = ("latent", "latent_rank")
 
 
 class Section:

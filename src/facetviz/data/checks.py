@@ -28,7 +28,11 @@ from facetviz.data.fashion_mnist import (
 
 def input_spec(settings: DatasetSettings) -> tuple[tuple[int, int, int], tuple[str, ...]]:
     """(model input shape, class names) from the config alone, cheap enough for parse time."""
-    shape = settings.input_shape
+    return settings.input_shape, label_space(settings).class_names
+
+
+def label_space(settings: DatasetSettings) -> LabelSpace:
+    """The dataset's classes and fine classes from the config alone (the folders' names)."""
     if settings.kind == "fashion_mnist":
         fine_names: Sequence[str] = FASHION_MNIST_CLASSES
     else:
@@ -39,7 +43,7 @@ def input_spec(settings: DatasetSettings) -> tuple[tuple[int, int, int], tuple[s
                 f"dataset.root: {root} has no class folders. An image_folder dataset is "
                 "root/<class>/<image> (ImageNet's train/ layout), not a folder of images."
             )
-    return shape, LabelSpace.build(fine_names, settings.label_map).class_names
+    return LabelSpace.build(fine_names, settings.label_map)
 
 
 def has_image(folder: Path) -> bool:

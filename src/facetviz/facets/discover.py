@@ -24,8 +24,10 @@ from facetviz.core.io import write_json
 from facetviz.core.progress import log
 from facetviz.core.settings import FacetSettings, Neuron
 from facetviz.data.datasets import FacetDataset
+from facetviz.directions.readouts import resolve_readout
 from facetviz.facets.metrics import ground_truth
 from facetviz.facets.record import FacetRecord
+from facetviz.model.readout import Readout
 
 SPACES = ("tsne", "pca")
 
@@ -45,8 +47,21 @@ class Facets:
         return np.bincount(self.assignment[self.assignment >= 0], minlength=len(self.centroids))
 
 
+def neuron_values(
+    activations: Activations, neuron: Neuron, readout: Readout | None = None
+) -> np.ndarray:
+    """[N] the neuron's value on every image: its unit's activation, or its readout's value."""
+    if readout is None:
+        return activations.unit(neuron.layer, neuron.unit, neuron.spatial)
+    return readout.of_array(activations.layer_values(neuron.layer, neuron.spatial))
+
+
 def select_rows(
-    activations: Activations, neuron: Neuron, settings: FacetSettings, seed: int
+    activations: Activations,
+    neuron: Neuron,
+    settings: FacetSettings,
+    seed: int,
+    readout: Readout | None = None,
 ) -> np.ndarray:
     """Rows clustered for `neuron`: its class's images, or its top-N activating images."""
     if neuron.is_class_unit:
@@ -58,7 +73,7 @@ def select_rows(
                 "neuron's class and dataset.label_map (every class needs images)"
             )
     else:
-        values = activations.unit(neuron.layer, neuron.unit, neuron.spatial)
+        values = neuron_values(activations, neuron, readout)
         # stable sort on -value: ties keep dataset order, so selection is reproducible
         rows = np.sort(np.argsort(-values, kind="stable")[: settings.top_n])
     cap = settings.max_images
@@ -157,11 +172,15 @@ class Selection:
 
 
 def read_selection(
-    activations_path: str | Path, neuron: Neuron, settings: FacetSettings, seed: int
+    activations_path: str | Path,
+    neuron: Neuron,
+    settings: FacetSettings,
+    seed: int,
+    readout: Readout | None = None,
 ) -> Selection:
     with Activations(activations_path) as activations:
-        rows = select_rows(activations, neuron, settings, seed)
-        values = activations.unit(neuron.layer, neuron.unit, neuron.spatial)
+        rows = select_rows(activations, neuron, settings, seed, readout)
+        values = neuron_values(activations, neuron, readout)
         return Selection(
             rows=rows,
             codes=activations.codes(rows),
@@ -180,6 +199,7 @@ def find_facets(
     neuron: Neuron,
     settings: FacetSettings,
     seed: int,
+    readout: Readout | None = None,
 ) -> FacetRecord:
     """Cluster the selection into facets (PCA -> t-SNE -> k-means) and build the facet record."""
     log.info(
@@ -226,6 +246,8 @@ def find_facets(
         ),
         mean_images=mean_images(dataset, indices, facets.nearest),
         nearest_images=dataset.pixels(dataset.positions_of(indices[facets.nearest[:, 0]])).numpy(),
+        readout_weights=None if readout is None else readout.weights,
+        readout=None if readout is None else readout.describe(),
     )
 
 
@@ -259,6 +281,7 @@ def summarize(
         "layer": neuron.layer,
         "unit": neuron.unit,
         "neuron_config": neuron.to_dict(),
+        **({"readout": record.readout} if record.readout else {}),
         "images": int(len(record.rows)),
         # unreadable images the forward pass left out (dataset.on_unreadable: skip), of all classes
         "skipped_images": selection.skipped_images,
@@ -297,11 +320,14 @@ def discover(
     seed: int,
     out_h5: str | Path,
     out_json: str | Path,
+    readout_file: str | Path | None = None,
 ) -> dict[str, Any]:
-    """Cluster one neuron's images into facets; write the facet file and its JSON summary."""
-    selection = read_selection(activations_path, neuron, settings, seed)
+    """Cluster one neuron's images into facets; write the facet file and its JSON summary.
+    `readout_file` defines a neuron that is not a unit (a direction's .npy, an SAE)."""
+    readout = resolve_readout(neuron, readout_file)
+    selection = read_selection(activations_path, neuron, settings, seed, readout)
     start = time.perf_counter()
-    record = find_facets(selection, dataset, neuron, settings, seed)
+    record = find_facets(selection, dataset, neuron, settings, seed, readout)
     seconds = time.perf_counter() - start
     summary = summarize(record, selection, settings, seed, seconds)
     record.write(out_h5)

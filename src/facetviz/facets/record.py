@@ -17,6 +17,7 @@ from facetviz.core.io import atomic_path
 from facetviz.core.records import read_record, write_record
 from facetviz.core.settings import Neuron
 from facetviz.facets.metrics import majority_classes
+from facetviz.model.readout import Readout
 
 STAGE = "facets"
 
@@ -44,6 +45,16 @@ class FacetRecord:
     mean_activation: np.ndarray  # [k] the unit's mean activation over each facet
     mean_images: np.ndarray  # [k, C, H, W] mean of each facet's m nearest images, in [0, 1]
     nearest_images: np.ndarray  # [k, C, H, W] the real image nearest each centroid
+    # a neuron that is not one unit (model/readout.py): its weights over the layer's units,
+    # and its bias, cosine power and label; None for a unit
+    readout_weights: np.ndarray | None = None
+    readout: dict | None = None
+
+    def readout_of(self) -> Readout | None:
+        """The neuron's readout, as the facets stage resolved it; None for a unit."""
+        if self.readout_weights is None or self.readout is None:
+            return None
+        return Readout(self.readout_weights, **self.readout)
 
     @property
     def facet_count(self) -> int:

@@ -46,7 +46,7 @@ def _show(axis, image: np.ndarray) -> None:
 
 def _row_label(axis, neuron: Neuron) -> None:
     """A grid row's name and where the unit sits, left of the row."""
-    label = f"{neuron.name}\n{neuron.layer}[{neuron.unit}]"
+    label = f"{neuron.name}\n{neuron.label}"
     axis.set_ylabel(label, fontsize=7, rotation=0, ha="right", va="center")
 
 
@@ -69,8 +69,9 @@ def save(fig, out_paths: Paths) -> None:
 
 
 def unit_label(neuron: Neuron) -> str:
-    """A unit's name with where it sits: `bell_pepper (classifier.6[945])`."""
-    return f"{neuron.name} ({neuron.layer}[{neuron.unit}])"
+    """A neuron's name with where it sits: `bell_pepper (classifier.6[945])`, `sneaker
+    (features.7 · probe sneaker)`."""
+    return f"{neuron.name} ({neuron.label})"
 
 
 def facets_figure(

@@ -15,7 +15,7 @@ from facetviz.core.io import atomic_path
 from facetviz.core.progress import log
 from facetviz.facets.record import FacetRecord
 from facetviz.synthesis.methods import Method, Task
-from facetviz.synthesis.objectives import Forward, Unit, units
+from facetviz.synthesis.objectives import Forward, Projection, Unit, units
 from facetviz.synthesis.record import SynthesisRecord
 from facetviz.synthesis.render import Result
 
@@ -43,6 +43,14 @@ def chunks(sizes: Sequence[int], batch_size: int) -> list[list[int]]:
     return groups
 
 
+def target_of(facet: FacetRecord) -> Unit | Projection:
+    """What the neuron's images maximize: its unit, or its readout (model/readout.py)."""
+    neuron, readout = facet.neuron, facet.readout_of()
+    if readout is None:
+        return Unit(neuron.layer, neuron.unit, neuron.spatial)
+    return Projection(neuron.layer, readout, neuron.spatial)
+
+
 def build_task(
     facets: Sequence[FacetRecord], seed: int, facet_layer: str, device: torch.device | str
 ) -> Task:
@@ -50,7 +58,7 @@ def build_task(
     units_, seeds, class_units, groups, scales = [], [], [], [], []
     for facet in facets:
         neuron, count, start = facet.neuron, facet.facet_count, len(units_)
-        units_ += [Unit(neuron.layer, neuron.unit, neuron.spatial)] * count
+        units_ += [target_of(facet)] * count
         seeds += [image_seed(seed, neuron.name, index) for index in range(count)]
         class_units += [neuron.is_class_unit] * count
         scales += [facet.unit_scale()] * count

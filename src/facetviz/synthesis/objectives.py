@@ -21,6 +21,7 @@ import torch.nn.functional as F
 
 from facetviz.core.errors import FacetvizError
 from facetviz.model.networks import Network, capture, unit_count, unit_values
+from facetviz.model.readout import Readout
 
 KINDS = ("activation", "probability", "log_probability")
 Outputs = Mapping[str, torch.Tensor]
@@ -74,17 +75,61 @@ class Unit:
         return Unit(self.layer, self.unit, self.spatial, kind)
 
 
-# One image's target: a unit, or (weight, unit) terms that are summed.
-Target = Unit | Sequence[tuple[float, Unit]]
+@dataclass(frozen=True, eq=False)
+class Projection:
+    """A neuron that is not one unit (a direction, a group, a probe, an SAE latent): its
+    readout of the layer's unit vector as `spatial` reads it (model/readout.py)."""
+
+    layer: str
+    readout: Readout
+    spatial: str = "center"
+
+    def as_kind(self, kind: str) -> Projection:
+        if kind != "activation":  # softmax kinds are for class units, which are units
+            raise FacetvizError(f"a {kind} objective needs a unit, not {self.readout.label}")
+        return self
+
+
+# One image's target: a unit, (weight, unit) terms that are summed, or a projection.
+Target = Unit | Projection | Sequence[tuple[float, Unit]]
 
 
 def units(targets: Sequence[Target]) -> Objective:
-    """Image i's value of targets[i] (a unit, or a weighted sum of units).
+    """Image i's value of targets[i] (a unit, a weighted sum of units, or a projection).
 
     Terms are grouped by (layer, spatial rule, kind), so a batch of many units costs one gather
-    per group, not one indexing operation per image. A unit index outside its layer is an error
-    that names the layer and its size (raised at the first evaluation, when the size is known).
+    per group, not one indexing operation per image; a projection is evaluated once for all the
+    images that share it (a neuron's facets). A unit index outside its layer is an error that
+    names the layer and its size (raised at the first evaluation, when the size is known).
     """
+    projected = [(i, t) for i, t in enumerate(targets) if isinstance(t, Projection)]
+    if not projected:
+        return _unit_sums(targets)
+    rest = [t if not isinstance(t, Projection) else () for t in targets]
+    unit_part = _unit_sums(rest) if any(rest) else None
+    projections = _projections(projected, len(targets))
+    return projections if unit_part is None else unit_part + projections
+
+
+def _projections(projected: list[tuple[int, Projection]], count: int) -> Objective:
+    """Image i's projection for the images that have one, 0 for the rest."""
+    shared: dict[int, tuple[Projection, list[int]]] = {}
+    for image, target in projected:
+        shared.setdefault(id(target), (target, []))[1].append(image)
+
+    def value(outputs: Outputs) -> torch.Tensor:
+        first = outputs[projected[0][1].layer]
+        total = torch.zeros(count, device=first.device, dtype=torch.float32)
+        for target, rows in shared.values():
+            read = unit_values(outputs[target.layer].float(), target.spatial)
+            row_index = torch.tensor(rows, device=first.device)
+            total = total.index_add(0, row_index, target.readout(read[row_index]))
+        return total
+
+    return Objective(sorted({t.layer for _, t in projected}), value)
+
+
+def _unit_sums(targets: Sequence[Target]) -> Objective:
     terms = [((1.0, t),) if isinstance(t, Unit) else tuple(t) for t in targets]
     if any(unit.kind not in KINDS for image in terms for _, unit in image):
         raise FacetvizError(f"objective kind must be one of {', '.join(KINDS)}")

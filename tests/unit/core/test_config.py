@@ -81,6 +81,8 @@ def make_config(neurons=None, **sections):
             neuron("conv3-ch5", "features.6", 5, spatial="max"),
             neuron("fc-u7", "classifier.2", 7),
         ],
+        "probes": {},
+        "sae": {},
         "synthesis": {"steps": 200, "step_size": 0.01, "tv_weight": 0.5, "jitter": 1},
         "figures": {"examples": 4},
     }

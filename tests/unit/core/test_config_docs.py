@@ -33,7 +33,13 @@ CONFIG_READ = re.compile(
     r"\bconfig((?:\[\s*(?:\"[^\"]+\"|'[^']+')\s*\])+|\.get\(\s*[\"'][^\"']+[\"'])"
 )
 # Neuron's fields that are no config key of their own (units: resolved at parse time)
-NEURON_KEYS = {"class_index": "class", "units": None}
+NEURON_KEYS = {
+    "class_index": "class",
+    "units": None,  # the layer's size, resolved
+    "group": "units",
+    "latent_rank": "latents",
+    "cosine_power": "direction_cosine_power",
+}
 
 
 def schema_properties(

@@ -7,6 +7,7 @@ from dataclasses import replace
 import pytest
 from conftest import NEURON, dataset_settings, facet_settings, model_config, validated
 
+from facetviz.checks import check_run_config
 from facetviz.core.errors import ConfigError, FacetvizError
 from facetviz.core.settings import (
     IMAGENET_MEAN,
@@ -80,8 +81,29 @@ def test_model_defaults_are_the_schemas_and_its_kinds() -> None:
 
 def test_a_neuron_round_trips_through_its_config_dict() -> None:
     config = validated({"facets": {"layer": "classifier.3"}, "neurons": [NEURON]})
-    resolved = {**config["neurons"][0], "class": 0, "units": 4}
+    resolved = check_run_config(config)[0]
     unit = Neuron.from_dict(resolved)
     assert unit.is_class_unit and unit.class_index == 0 and unit.spatial == "center"
     assert Neuron.from_dict(unit.to_dict()) == unit
+    # a unit's dict has no readout keys: it is the one it was before readouts existed
     assert unit.to_dict() == resolved
+    assert set(resolved) == {"name", "layer", "unit", "spatial", "select", "class", "units"}
+
+
+def test_readout_neurons_round_trip_through_their_config_dicts() -> None:
+    group = {"name": "pair", "layer": "classifier.2", "units": [
+        {"unit": 3, "weight": 1.0}, {"unit": 7, "weight": -0.5}]}
+    sae = {"name": "lat", "sae": "fc", "latents": "top 2"}
+    config = validated({
+        "facets": {"layer": "classifier.3"},
+        "neurons": [group, sae],
+        "sae": {"fc": {"layer": "classifier.2", "width": 8}},
+    })  # fmt: skip
+    resolved = check_run_config(config)
+    assert [n["name"] for n in resolved] == ["pair", "lat-0", "lat-1"]
+    neurons = [Neuron.from_dict(n) for n in resolved]
+    assert neurons[0].group == ((3, 1.0), (7, -0.5)) and neurons[0].kind == "group"
+    assert neurons[0].label == "classifier.2[1×3 - 0.5×7]"
+    assert neurons[2].sae == "fc" and neurons[2].latent_rank == 1 and neurons[2].unit is None
+    for neuron in neurons:
+        assert Neuron.from_dict(neuron.to_dict()) == neuron

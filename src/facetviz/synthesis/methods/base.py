@@ -37,7 +37,7 @@ from facetviz.core.errors import ConfigError, FacetvizError
 from facetviz.data.datasets import FacetDataset
 from facetviz.facets.record import FacetRecord
 from facetviz.model.networks import Network
-from facetviz.synthesis.objectives import Forward, Objective, Unit
+from facetviz.synthesis.objectives import Forward, Objective, Projection, Unit
 from facetviz.synthesis.render import Result
 
 REGISTRY: dict[str, type[Method]] = {}
@@ -92,7 +92,7 @@ class Task:
     the facets were found in (the unit's scale).
     """
 
-    units: Sequence[Unit]
+    units: Sequence[Unit | Projection]
     mean_images: torch.Tensor  # [B, C, H, W] facet mean images, pixels in [0, 1]
     groups: Sequence[slice]
     generators: Sequence[torch.Generator]
