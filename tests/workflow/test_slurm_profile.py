@@ -35,6 +35,14 @@ FULLEST = {
     "device": "cuda",
     "activations": {"shards": 2},
     "synthesis": {"ppgn": {"prior": "dae"}},
+    # a probe and an SAE, for their rules and the directions' evaluation
+    "probes": {"sneaker": {"layer": "features.7", "class": "Sneaker"}},
+    "sae": {"fc": {"layer": "classifier.2"}},
+    "neurons": [
+        {"name": "footwear", "layer": "classifier.5", "unit": 0, "select": "label"},
+        {"name": "sneaker-probe", "probe": "sneaker"},
+        {"name": "fc-latent", "sae": "fc", "latent": 0},
+    ],
 }
 
 
