@@ -83,8 +83,10 @@ class Neuron:
             terms = " + ".join(f"{w:g}×{u}" for u, w in self.group or ())
             return f"{self.layer}[{terms.replace('+ -', '- ')}]"
         if self.kind == "sae":
-            which = f"latent {self.latent}" if self.latent is not None else (
-                f"latent ranked {self.latent_rank} by firing"
+            which = (
+                f"latent {self.latent}"
+                if self.latent is not None
+                else (f"latent ranked {self.latent_rank} by firing")
             )
             return f"{self.layer} · sae {self.sae} {which}"
         named = self.probe if self.kind == "probe" else Path(str(self.direction)).stem

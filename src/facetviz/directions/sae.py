@@ -37,6 +37,7 @@ STAGE = "sae"
 TRAIN_SHARE = 0.9
 CURVE_POINTS = 200
 TOP_LATENTS = 64
+AUX_WEIGHT = 1 / 32  # Gao et al. 2024's weight of the AuxK loss
 
 
 @dataclass(frozen=True)
@@ -138,11 +139,20 @@ class _TopKSae(torch.nn.Module):
         self.b_enc = torch.nn.Parameter(torch.zeros(width))
         self.b_dec = torch.nn.Parameter(torch.zeros(units))  # zero: the data is centred
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(reconstruction, pre-activations, the latents that fired on some row)."""
         pre = (x - self.b_dec) @ self.w_enc.T + self.b_enc
         values, latents = pre.topk(self.k, dim=1)
         codes = torch.zeros_like(pre).scatter(1, latents, values.relu())
-        return codes @ self.w_dec + self.b_dec
+        return codes @ self.w_dec + self.b_dec, pre, latents[values > 0].unique()
+
+    def aux_loss(self, pre: torch.Tensor, dead: torch.Tensor, residual: torch.Tensor):
+        """Gao et al.'s AuxK: the dead latents' top-k_aux reconstruct what the live ones
+        missed, so that a dead latent gets a gradient towards the data again."""
+        k_aux = min(int(dead.sum()), max(1, residual.shape[1] // 2))  # Gao et al.: units / 2
+        values, latents = pre.masked_fill(~dead, float("-inf")).topk(k_aux, dim=1)
+        codes = torch.zeros_like(pre).scatter(1, latents, values.relu())
+        return torch.nn.functional.mse_loss(codes @ self.w_dec, residual)
 
     @torch.no_grad()
     def renormalize(self) -> None:
@@ -197,14 +207,23 @@ def _fit(
     batches = _batches(len(x), settings.batch_size, np.random.default_rng(seed))
     curve = np.zeros(settings.steps, dtype=np.float32)
     every = max(1, settings.steps // 10)
+    idle = torch.zeros(settings.width, dtype=torch.long)  # steps since each latent fired
+    dead_after = max(1, len(x) // settings.batch_size)  # a whole epoch without firing
     for step in range(settings.steps):
         batch = x[torch.from_numpy(next(batches))]
-        loss = torch.nn.functional.mse_loss(model(batch), batch)
+        reconstruction, pre, fired = model(batch)
+        loss = torch.nn.functional.mse_loss(reconstruction, batch)
+        curve[step] = loss.item()
+        dead = idle >= dead_after
+        if dead.any():
+            residual = (batch - reconstruction).detach()
+            loss = loss + AUX_WEIGHT * model.aux_loss(pre, dead, residual)
+        idle += 1
+        idle[fired] = 0
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
         model.renormalize()
-        curve[step] = loss.item()
         if (step + 1) % every == 0 or step + 1 == settings.steps:
             log.info("%s: step %d/%d, loss %.4f", label, step + 1, settings.steps, curve[step])
     return model, curve

@@ -107,7 +107,7 @@ def sae_purity(
         "layer": record.layer,
         "spatial": record.spatial,
         "top_n": top_n,
-        **{f"{kind}_mean_purity": float(np.mean([r["purity"] for r in rs])) for kind, rs in rows.items()},
+        **{f"{kind}_mean_purity": _mean_purity(found) for kind, found in rows.items()},
         **rows,
     }
     write_json(out_json, report)
@@ -123,3 +123,7 @@ def _purity_row(
 ) -> dict[str, Any]:
     purity, majority = top_purity(values, fine, top_n)
     return {"index": index, "purity": purity, "majority": names[majority]}
+
+
+def _mean_purity(rows: list[dict[str, Any]]) -> float:
+    return float(np.mean([row["purity"] for row in rows]))

@@ -91,8 +91,11 @@ def test_a_neuron_round_trips_through_its_config_dict() -> None:
 
 
 def test_readout_neurons_round_trip_through_their_config_dicts() -> None:
-    group = {"name": "pair", "layer": "classifier.2", "units": [
-        {"unit": 3, "weight": 1.0}, {"unit": 7, "weight": -0.5}]}
+    group = {
+        "name": "pair",
+        "layer": "classifier.2",
+        "units": [{"unit": 3, "weight": 1.0}, {"unit": 7, "weight": -0.5}],
+    }
     sae = {"name": "lat", "sae": "fc", "latents": "top 2"}
     config = validated({
         "facets": {"layer": "classifier.3"},

@@ -16,9 +16,8 @@ CONV = 64  # features.7's channels, as a spatial rule reads them
 
 
 def config_with(neuron: dict, **sections) -> dict:
-    return validated(
-        {"facets": {"layer": "features.7"}, "neurons": [NEURON, {"name": "x", **neuron}], **sections}
-    )
+    neurons = [NEURON, {"name": "x", **neuron}]
+    return validated({"facets": {"layer": "features.7"}, "neurons": neurons, **sections})
 
 
 def resolved(neuron: dict, **sections) -> dict:
@@ -98,8 +97,9 @@ def test_sae_latents_are_checked_and_expanded() -> None:
 def test_a_probe_for_a_class_the_dataset_has_not_is_refused() -> None:
     probes = {"sneaker": {"layer": "features.7", "class": "Sneaker"}}
     assert resolved({"probe": "sneaker"}, probes=probes)["layer"] == "features.7"
-    refused({"probe": "sneaker"}, "probes.boot.class: 'Boot' is not a class",
-            "Sneaker", probes={**probes, "boot": {"layer": "features.7", "class": "Boot"}})  # fmt: skip
+    boot = {"layer": "features.7", "class": "Boot"}
+    refused({"probe": "sneaker"}, "probes.boot.class: 'Boot' is not a class", "Sneaker",
+            probes={**probes, "boot": boot})  # fmt: skip
     coarse = {"s": {"layer": "features.7", "class": "Sneaker", "labels": "coarse"}}
     refused({"probe": "s"}, "'Sneaker' is not a coarse class", "footwear", probes=coarse,
             dataset={"label_map": COARSE_LABEL_MAP})  # fmt: skip
