@@ -31,7 +31,8 @@ def directions_sae() -> dict:
     config.pop("base")
     config["facets"] = {"layer": "features.7"}
     validate(config, str(REPO / "workflow" / "schemas" / "config.schema.yaml"))
-    return config["sae"]["fc"]
+    (entry,) = config["sae"].values()  # the one SAE the config defines
+    return entry
 
 
 def main() -> None:
