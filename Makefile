@@ -35,6 +35,7 @@ bench: $(INSTALLED) dataset
 	$(PY) bench/synthesis_batching.py --steps-scale 0.25
 	$(PY) bench/tv_denoise.py
 	$(PY) bench/learned_priors.py --repeats 3
+	$(PY) bench/sae.py
 	$(PY) bench/generator_code_layers.py
 
 $(INSTALLED): requirements.txt pyproject.toml

@@ -82,13 +82,9 @@ class Neuron:
         if self.kind == "group":
             terms = " + ".join(f"{w:g}×{u}" for u, w in self.group or ())
             return f"{self.layer}[{terms.replace('+ -', '- ')}]"
-        if self.kind == "sae":
-            which = (
-                f"latent {self.latent}"
-                if self.latent is not None
-                else (f"latent ranked {self.latent_rank} by firing")
-            )
-            return f"{self.layer} · sae {self.sae} {which}"
+        if self.kind == "sae":  # a latent by rank gets its index in the facets stage
+            latent = self.latent if self.latent is not None else f"ranked {self.latent_rank}"
+            return f"{self.layer} · sae {self.sae} latent {latent}"
         named = self.probe if self.kind == "probe" else Path(str(self.direction)).stem
         return f"{self.layer} · {self.kind} {named}"
 

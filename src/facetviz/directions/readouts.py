@@ -3,6 +3,7 @@ direction's .npy, a probe's direction (rule probe) or an SAE (rule sae)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -45,9 +46,21 @@ def load_direction(path: str | Path, units: int, key: str) -> np.ndarray:
     return vector
 
 
+def resolve_neuron(neuron: Neuron, readout_file: str | Path | None) -> Neuron:
+    """The neuron with what its file decides: an SAE latent named by firing rank gets its
+    index (so that figures and the page name the latent)."""
+    if neuron.kind != "sae" or neuron.latent is not None or readout_file is None:
+        return neuron
+    from facetviz.directions.sae import SaeRecord
+
+    ranked = SaeRecord.read(readout_file).by_firing()
+    return replace(neuron, latent=int(ranked[neuron.latent_rank or 0]))
+
+
 def resolve_readout(neuron: Neuron, readout_file: str | Path | None) -> Readout | None:
     """The readout of a neuron that is not one unit (None for a unit); `readout_file` is its
-    direction's .npy (a direction or a probe) or its SAE (an sae latent)."""
+    direction's .npy (a direction or a probe) or its SAE (an sae latent, by index: see
+    `resolve_neuron`)."""
     if neuron.kind == "unit":
         return None
     if neuron.units is None:
@@ -66,10 +79,7 @@ def resolve_readout(neuron: Neuron, readout_file: str | Path | None) -> Readout 
 def _sae_readout(neuron: Neuron, path: str | Path) -> Readout:
     from facetviz.directions.sae import SaeRecord
 
-    record = SaeRecord.read(path)
-    latent = neuron.latent
-    if latent is None:
-        latent = int(record.by_firing()[neuron.latent_rank or 0])
-    weights, bias = record.latent_readout(latent)
-    label = f"{neuron.layer} · sae {neuron.sae} latent {latent}"
-    return Readout(np.asarray(weights, dtype=np.float32), float(bias), 0.0, label)
+    if neuron.latent is None:
+        raise FacetvizError(f"neuron {neuron.name}: its latent was not resolved")
+    weights, bias = SaeRecord.read(path).latent_readout(neuron.latent)
+    return Readout(np.asarray(weights, dtype=np.float32), float(bias), 0.0, neuron.label)

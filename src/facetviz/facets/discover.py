@@ -24,7 +24,7 @@ from facetviz.core.io import write_json
 from facetviz.core.progress import log
 from facetviz.core.settings import FacetSettings, Neuron
 from facetviz.data.datasets import FacetDataset
-from facetviz.directions.readouts import resolve_readout
+from facetviz.directions.readouts import resolve_neuron, resolve_readout
 from facetviz.facets.metrics import ground_truth
 from facetviz.facets.record import FacetRecord
 from facetviz.model.readout import Readout
@@ -324,6 +324,7 @@ def discover(
 ) -> dict[str, Any]:
     """Cluster one neuron's images into facets; write the facet file and its JSON summary.
     `readout_file` defines a neuron that is not a unit (a direction's .npy, an SAE)."""
+    neuron = resolve_neuron(neuron, readout_file)
     readout = resolve_readout(neuron, readout_file)
     selection = read_selection(activations_path, neuron, settings, seed, readout)
     start = time.perf_counter()

@@ -122,6 +122,11 @@ def _projections(projected: list[tuple[int, Projection]], count: int) -> Objecti
         total = torch.zeros(count, device=first.device, dtype=torch.float32)
         for target, rows in shared.values():
             read = unit_values(outputs[target.layer].float(), target.spatial)
+            if read.shape[1] != len(target.readout.weights):
+                raise FacetvizError(
+                    f"{target.readout.label} has {len(target.readout.weights)} weights but layer "
+                    f"{target.layer!r} has {read.shape[1]} units: rerun its facets stage"
+                )
             row_index = torch.tensor(rows, device=first.device)
             total = total.index_add(0, row_index, target.readout(read[row_index]))
         return total
