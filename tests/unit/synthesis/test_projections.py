@@ -102,7 +102,7 @@ def with_readout(record: FacetRecord, readout: Readout) -> FacetRecord:
 
 
 @pytest.mark.usefixtures("one_thread")
-@pytest.mark.parametrize("method", ["dgn", "ppgn"])
+@pytest.mark.parametrize("method", ["dgn", "dgn_released", "ppgn"])
 def test_the_learned_priors_raise_the_projection(
     method, small_run, small_run_network, small_generator, coarse_fashion
 ) -> None:
