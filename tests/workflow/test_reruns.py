@@ -262,7 +262,14 @@ def test_killed_run_resumes_without_redoing_finished_jobs(
         # stop it while facet jobs run: training and the forward pass are finished by then
         wait_for(results / "logs" / "facets" / "footwear.log", process, timeout=300)
         os.killpg(process.pid, stop)
-        process.wait(timeout=60)
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            # Snakemake 9 can miss a Ctrl-C that lands while it schedules (once in about six
+            # runs of this test): a user presses it again (docs/faults.md §4)
+            assert stop == signal.SIGINT, "SIGKILL did not end snakemake"
+            os.killpg(process.pid, stop)
+            process.wait(timeout=60)
     finally:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
