@@ -248,7 +248,7 @@ def _intact(path: Path) -> bool:
 
 
 def _md5(path: Path) -> str:
-    digest = hashlib.md5(usedforsecurity=False)  # a checksum, not security
+    digest = hashlib.new("md5", usedforsecurity=False)  # a checksum, not security
     with open(path, "rb") as handle:
         while chunk := handle.read(1 << 20):
             digest.update(chunk)

@@ -42,7 +42,7 @@ CHUNK = 4096
 
 
 def _md5(path: Path) -> str:
-    return hashlib.md5(path.read_bytes()).hexdigest()
+    return hashlib.new("md5", path.read_bytes()).hexdigest()
 
 
 def _published(folder: Path) -> Path:
