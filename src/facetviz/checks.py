@@ -30,6 +30,15 @@ from facetviz.model.networks import (
     resolve_layer,
     unit_count,
 )
+from facetviz.model.views import (
+    check_view,
+    code_view,
+    has_attention,
+    is_token_shape,
+    neuron_view,
+    prior_view,
+    split_view,
+)
 
 
 def check_run_config(config: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -55,6 +64,13 @@ def check_run_config(config: Mapping[str, Any]) -> list[dict[str, Any]]:
         for key, neuron in zip(keys, neurons, strict=True)
     ]
     shapes = _layer_shapes(model, config, neurons, keys, input_shape)
+    transformer = has_attention(model)
+    _check_section_views(config, shapes, transformer)
+    neurons = [
+        _with_view(key, neuron, shapes[neuron["layer"]], transformer)
+        for key, neuron in zip(keys, neurons, strict=True)
+    ]
+    shapes = output_shapes(model, input_shape, [neuron["layer"] for neuron in neurons])
     labels = label_space(dataset)
     for name, probe in config["probes"].items():
         check_probe_class(f"probes.{name}", probe, labels)
@@ -85,9 +101,64 @@ def _layer_shapes(
     named |= {f"{key}.layer": n["layer"] for key, n in zip(keys, neurons, strict=True)}
     for section in ("probes", "sae"):
         named |= {f"{section}.{name}.layer": e["layer"] for name, e in config[section].items()}
+    code_layer = config.get("priors", {}).get("code_layer")
+    if code_layer:
+        named["priors.code_layer"] = code_layer
     for key, layer in named.items():
         resolve_layer(model, layer, key=key)
+    paths = list(dict.fromkeys(split_view(layer)[0] for layer in named.values()))
+    raw = output_shapes(model, input_shape, paths)
+    transformer = has_attention(model)
+    for key, layer in named.items():
+        check_view(key, layer, raw[split_view(layer)[0]], transformer)
     return output_shapes(model, input_shape, list(dict.fromkeys(named.values())))
+
+
+def _with_view(
+    key: str, neuron: dict[str, Any], shape: tuple[int, ...], transformer: bool
+) -> dict[str, Any]:
+    """The neuron reading its layer through its view (model/views.py), `tokens` and `patch`
+    folded into the layer's name, the spatial rule filled in."""
+    layer, spatial = neuron_view(key, neuron, shape, transformer)
+    rest = {k: v for k, v in neuron.items() if k not in ("tokens", "patch")}
+    return {**rest, "layer": layer, "spatial": spatial}
+
+
+def _check_section_views(
+    config: Mapping[str, Any], shapes: dict[str, tuple[int, ...]], transformer: bool
+) -> None:
+    """A probe or an SAE reads a token layer through a view the user names: its tokens are
+    not units."""
+    for section in ("probes", "sae"):
+        for name, entry in config[section].items():
+            layer = entry["layer"]
+            if transformer and is_token_shape(shapes[layer]) and split_view(layer)[1] is None:
+                raise ConfigError(
+                    f"{section}.{name}.layer: {layer!r} is a token layer {list(shapes[layer])}; "
+                    f"name the tokens read: {layer}@mean (the patch mean) or {layer}@cls"
+                )
+
+
+def code_layers(config: Mapping[str, Any]) -> tuple[str, str | None]:
+    """(facets.layer, priors.code_layer) with their views (model/views.py): a token facet
+    layer's codes as `facets.tokens` says, a token code layer's patch tokens as a grid. The
+    config's own names where no view applies (conv and fc layers)."""
+    dataset = DatasetSettings.from_config(config["dataset"])
+    model_settings = ModelSettings.from_config(config["model"])
+    input_shape, class_names = input_spec(dataset)
+    model = meta_architecture(
+        model_settings, input_shape[0], model_settings.num_classes or len(class_names)
+    )
+    facets, code_layer = config["facets"], config["priors"]["code_layer"]
+    raw = [facets["layer"], *([code_layer] if code_layer else [])]
+    shapes = output_shapes(model, input_shape, raw)
+    transformer = has_attention(model)
+    facet_layer = code_view(
+        "facets.layer", facets["layer"], shapes[facets["layer"]], transformer, facets["tokens"]
+    )
+    prior_layer = code_layer or facets["layer"]
+    viewed = prior_view(prior_layer, shapes[prior_layer], transformer)
+    return facet_layer, (viewed if viewed != prior_layer else code_layer)
 
 
 def check_dataset_files(config: Mapping[str, Any], neurons: list[dict[str, Any]]) -> None:

@@ -18,7 +18,7 @@ SRC = str(Path(workflow.basedir) / "src")
 if SRC not in sys.path:
     sys.path.insert(0, SRC)
 
-from facetviz.checks import check_dataset_files, check_run_config  # noqa: E402
+from facetviz.checks import check_dataset_files, check_run_config, code_layers  # noqa: E402
 from facetviz.core import overlay  # noqa: E402
 from facetviz.core.errors import ConfigError  # noqa: E402
 from facetviz.core.settings import DatasetSettings  # noqa: E402
@@ -39,11 +39,16 @@ validate(config, "../schemas/config.schema.yaml")
 try:
     NEURONS = {neuron["name"]: neuron for neuron in check_run_config(config)}
     check_dataset_files(config, list(NEURONS.values()))
+    # a token layer's view (model/views.py) is part of the layer's name from here on
+    FACET_LAYER, CODE_LAYER = code_layers(config)
     WEIGHTS = weights_file(config["model"])
     # imports synthesis.plugins, so that their methods are known from here on
     synthesis_methods.check_synthesis(config["synthesis"])
 except ConfigError as err:
     raise WorkflowError(f"Invalid config: {err}") from None
+config["facets"]["layer"] = FACET_LAYER
+config["facets"].pop("tokens")  # folded into the layer; a conv run's settings stay as they were
+config["priors"]["code_layer"] = CODE_LAYER
 if WEIGHTS is not None and not WEIGHTS.exists():
     raise WorkflowError(missing_weights_message(config["model"], WEIGHTS))
 

@@ -18,7 +18,7 @@ from facetviz.directions.readouts import load_direction
 READOUTS = ("unit", "units", "direction", "probe", "sae")
 # keys that only a readout sets: left out of a neuron that does not set them, so that a unit
 # neuron's resolved dict (and the rules' params made from it) is what it was before readouts
-OPTIONAL_KEYS = ("units", "direction", "probe", "sae", "latent", "latents")
+OPTIONAL_KEYS = ("units", "direction", "probe", "sae", "latent", "latents", "tokens", "patch")
 
 
 def expand_latents(neurons: list[Mapping[str, Any]]) -> list[dict[str, Any]]:

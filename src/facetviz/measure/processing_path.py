@@ -40,8 +40,17 @@ PATH_TYPES = (nn.Conv2d, nn.Linear)
 
 
 def path_layers(module: nn.Module) -> list[str]:
-    """Dotted names of the module's Conv2d and Linear layers, in module (registration) order."""
-    return [name for name, layer in module.named_modules() if isinstance(layer, PATH_TYPES)]
+    """Dotted names of the module's Conv2d and Linear layers, in module (registration) order;
+    not the projection inside an `nn.MultiheadAttention` (a ViT's blocks), which the attention
+    uses by its weights without calling it, so no hook on it would ever see an output."""
+    attention = [
+        f"{name}." for name, m in module.named_modules() if isinstance(m, nn.MultiheadAttention)
+    ]
+    return [
+        name
+        for name, layer in module.named_modules()
+        if isinstance(layer, PATH_TYPES) and not name.startswith(tuple(attention))
+    ]
 
 
 @dataclass(frozen=True)

@@ -21,37 +21,10 @@ from torch import nn
 from facetviz.core.errors import ConfigError, FacetvizError
 from facetviz.core.io import atomic_path
 from facetviz.core.settings import ModelSettings
+from facetviz.model.embedded import embedded_architecture
+from facetviz.model.views import apply_view, split_view
 
 SPATIAL_RULES = ("center", "max", "mean")
-
-
-class EmbeddedCNN(nn.Module):
-    """A small CNN for 28 px images; `classifier.3` (after the 256-unit fc) plays fc7's role."""
-
-    def __init__(self, in_channels: int = 1, num_classes: int = 4, width: int = 16) -> None:
-        super().__init__()
-        self.features = nn.Sequential(
-            nn.Conv2d(in_channels, width, 3, padding=1),
-            nn.ReLU(),  # 0, 1
-            nn.MaxPool2d(2),  # 2
-            nn.Conv2d(width, 2 * width, 3, padding=1),
-            nn.ReLU(),  # 3, 4
-            nn.MaxPool2d(2),  # 5
-            nn.Conv2d(2 * width, 4 * width, 3, padding=1),
-            nn.ReLU(),  # 6, 7
-        )
-        self.pool = nn.AdaptiveAvgPool2d(7)  # any input size gives the same classifier
-        self.classifier = nn.Sequential(
-            nn.Flatten(),  # 0
-            nn.Dropout(0.3),  # 1
-            nn.Linear(4 * width * 49, 256),
-            nn.ReLU(),  # 2, 3
-            nn.Dropout(0.3),  # 4
-            nn.Linear(256, num_classes),  # 5: class logits
-        )
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.classifier(self.pool(self.features(x)))
 
 
 @dataclass
@@ -91,7 +64,7 @@ def build_architecture(settings: ModelSettings, in_channels: int, num_classes: i
     """The configured architecture with freshly initialized weights."""
     kind = settings.kind
     if kind == "embedded":
-        model: nn.Module = EmbeddedCNN(in_channels, num_classes, settings.width)
+        model: nn.Module = embedded_architecture(settings, in_channels, num_classes)
     elif kind == "torchvision":
         model = _torchvision_architecture(settings)
     elif kind == "custom":
@@ -273,7 +246,9 @@ def load_network(
 # --- layers and units ----------------------------------------------------------------------
 
 
-def resolve_layer(model: nn.Module, path: str, key: str = "layer") -> nn.Module:
+def resolve_layer(model: nn.Module, name: str, key: str = "layer") -> nn.Module:
+    """The module a layer reference names (its view, after `@`, aside: model/views.py)."""
+    path = split_view(name)[0]
     modules = dict(model.named_modules())
     if path in modules and path != "":
         return modules[path]
@@ -287,7 +262,8 @@ def resolve_layer(model: nn.Module, path: str, key: str = "layer") -> nn.Module:
 
 @contextmanager
 def capture(model: nn.Module, layers: Iterable[str]) -> Iterator[dict[str, torch.Tensor]]:
-    """Within the block, each forward pass stores the output of every named layer."""
+    """Within the block, each forward pass stores the output of every named layer (as its view
+    reads it, where the name has one)."""
     outputs: dict[str, torch.Tensor] = {}
     # Resolve every name first, so a wrong one leaves no hook behind.
     modules = {name: resolve_layer(model, name) for name in dict.fromkeys(layers)}
@@ -295,7 +271,7 @@ def capture(model: nn.Module, layers: Iterable[str]) -> Iterator[dict[str, torch
     for name, module in modules.items():
 
         def hook(_module: nn.Module, _inputs: Any, output: torch.Tensor, name: str = name) -> None:
-            outputs[name] = output
+            outputs[name] = apply_view(output, split_view(name)[1])
 
         handles.append(module.register_forward_hook(hook))
     try:

@@ -1,5 +1,6 @@
-"""The TV prior as a smoothing step: a batched proximal total-variation operator, and the
-mapping of the paper's `denoise_tv_bregman` weights to its strength."""
+"""The TV prior: as a smoothing step (a batched proximal total-variation operator, and the
+mapping of the paper's `denoise_tv_bregman` weights to its strength), and as a penalty
+(`total_variation`, differentiable, for the loops that subtract it from the objective)."""
 
 from __future__ import annotations
 
@@ -28,6 +29,23 @@ def bregman_strength(weight: float, pixel_scale: float = 255.0) -> float:
     if weight <= 0 or pixel_scale <= 0:
         raise ValueError(f"weight and pixel_scale must be positive, got {weight}, {pixel_scale}")
     return 1.0 / (weight * pixel_scale)
+
+
+def total_variation(images: torch.Tensor) -> torch.Tensor:
+    """[B] L2 total variation of images [B, C, H, W]: per channel, the root sum of squares of the
+    differences between neighbours along x, along y and along both diagonals, the four summed
+    and averaged over channels (Ghiasi et al. 2022's TV regularizer, per image).
+
+    Not squared, so a smooth image's TV hardly depends on its resolution (differences shrink as
+    1/side while their number grows as side²); pixel noise costs more the larger the image.
+    """
+    differences = (
+        images[..., :, 1:] - images[..., :, :-1],
+        images[..., 1:, :] - images[..., :-1, :],
+        images[..., 1:, 1:] - images[..., :-1, :-1],
+        images[..., 1:, :-1] - images[..., :-1, 1:],
+    )
+    return sum(torch.linalg.vector_norm(d.flatten(2), dim=2) for d in differences).mean(1)
 
 
 def _gradient_into(u: torch.Tensor, dx: torch.Tensor, dy: torch.Tensor) -> None:

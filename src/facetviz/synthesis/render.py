@@ -5,7 +5,8 @@
 - `decay_ascent`: normalized gradient steps with L2 decay and, optionally, the hand-designed
   priors of Yosinski et al. 2015 (periodic Gaussian blur, clipping of small-norm pixels).
 - `parameterized_ascent`: Adam on an image parameterization seen through random transforms
-  (Olah et al. 2017).
+  (Olah et al. 2017), optionally through several augmented copies of each image, with a
+  cosine learning-rate schedule and a penalty (Ghiasi et al. 2022's recipe: the `vit` method).
 - `code_ascent`: normalized steps on a generator's codes, the learned prior (DGN-AM), with the
   prior and noise terms of PPGN's MALA-approx sampler.
 
@@ -23,7 +24,7 @@ from dataclasses import dataclass
 import torch
 
 from facetviz.core.progress import Progress
-from facetviz.synthesis.objectives import Forward, Objective
+from facetviz.synthesis.objectives import Forward, Objective, Outputs
 from facetviz.synthesis.param import Canvas, GeneratorImage, Pixels
 from facetviz.synthesis.regularizers import bregman_strength, tv_denoise
 from facetviz.synthesis.schedules import PAPER_SIZE, Octave, canvas_size, interpolate
@@ -174,6 +175,20 @@ def decay_ascent(
     return Result(images.detach(), trace.cpu())
 
 
+def copy_mean(objective: Objective, copies: int) -> Objective:
+    """The objective of a batch seen as `copies` copies, copy-major (`transforms.augment`):
+    each image's mean over its copies, every copy evaluated as a batch of its own."""
+    if copies == 1:
+        return objective
+
+    def value(outputs: Outputs) -> torch.Tensor:
+        split = {layer: output.unflatten(0, (copies, -1)) for layer, output in outputs.items()}
+        per_copy = [objective({k: v[c] for k, v in split.items()}) for c in range(copies)]
+        return torch.stack(per_copy).mean(0)
+
+    return Objective(objective.layers, value)
+
+
 def parameterized_ascent(
     forward: Forward,
     objective: Objective,
@@ -182,16 +197,37 @@ def parameterized_ascent(
     learning_rate: float,
     transform: Callable[[torch.Tensor], torch.Tensor],
     name: str = "synthesis",
+    *,
+    copies: int = 1,
+    betas: tuple[float, float] = (0.9, 0.999),
+    cosine: bool = False,
+    penalty: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    project: Callable[[], None] | None = None,
 ) -> Result:
-    """Adam on the parameters of `parameterization`, whose forward() gives the images."""
-    optimizer = torch.optim.Adam(parameterization.parameters(), lr=learning_rate)
+    """Adam on the parameters of `parameterization`, whose forward() gives the images.
+
+    `transform` gives `copies` transformed copies of the batch (copy-major), whose objective
+    is averaged per image (`copy_mean`); `cosine` anneals the learning rate to 0 over the
+    steps; `penalty` ([B], of the untransformed images) is subtracted from the objective;
+    `project` runs after each step (e.g. clipping pixels to [0, 1]). The trace is the
+    objective, without the penalty.
+    """
+    optimizer = torch.optim.Adam(parameterization.parameters(), lr=learning_rate, betas=betas)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, steps) if cosine else None
+    objective = copy_mean(objective, copies)
     trace: torch.Tensor | None = None
     progress = Progress(name, steps, "steps")
     for step in range(steps):
         optimizer.zero_grad(set_to_none=True)
-        values = forward(objective, transform(parameterization()))
-        (-values.sum()).backward()
+        images = parameterization()
+        values = forward(objective, transform(images))
+        maximized = values if penalty is None else values - penalty(images)
+        (-maximized.sum()).backward()
         optimizer.step()
+        if schedule is not None:
+            schedule.step()
+        if project is not None:
+            project()
         if trace is None:
             trace = torch.empty(steps, len(values), device=values.device)
         trace[step] = values.detach().float()

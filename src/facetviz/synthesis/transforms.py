@@ -43,6 +43,47 @@ def jitter(images: torch.Tensor, max_shift: int, generator: Generators) -> torch
     )
 
 
+def roll(images: torch.Tensor, max_fraction: float, generator: Generators) -> torch.Tensor:
+    """`jitter` by up to round(max_fraction × side) px per axis (Ghiasi et al. 2022: 1/7)."""
+    return jitter(images, round(max_fraction * min(images.shape[-2:])), generator)
+
+
+def colour_affine(
+    images: torch.Tensor, shift: float, log_scale: float, generator: Generators
+) -> torch.Tensor:
+    """x' = (x − 0.5)·e^u + 0.5 + s, per image and channel, with s uniform in ±`shift` and u
+    in ±`log_scale` (Ghiasi et al. 2022's colour jitter; no clipping). A bound of 0 draws
+    nothing for its term."""
+    count, channels = images.shape[:2]
+
+    def uniform(bound: float) -> torch.Tensor:
+        draws = _draw(generator, count, lambda n, g: torch.rand((*n, channels), generator=g))
+        return ((2 * draws - 1) * bound).to(images).view(count, channels, 1, 1)
+
+    if log_scale > 0:
+        images = (images - 0.5) * uniform(log_scale).exp() + 0.5
+    return images + uniform(shift) if shift > 0 else images
+
+
+def augment(
+    images: torch.Tensor,
+    count: int,
+    shift: float,
+    log_scale: float,
+    max_roll: float,
+    generators: Generators,
+) -> torch.Tensor:
+    """`count` copies of the batch, copy-major ([copy 0's images, copy 1's, ...]), each copy
+    rolled (`roll`) and colour-shifted (`colour_affine`) by its own draws: the objective then
+    averages over an image's copies (the recipe's 8 per image; `render.copy_mean`). One copy
+    is the batch itself, transformed."""
+    copies = [
+        colour_affine(roll(images, max_roll, generators), shift, log_scale, generators)
+        for _ in range(count)
+    ]
+    return copies[0] if count == 1 else torch.cat(copies)
+
+
 def centre_biased_offsets(
     canvas: int, size: int, window: float, generator: Generators, count: int
 ) -> torch.Tensor:

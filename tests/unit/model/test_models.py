@@ -14,8 +14,8 @@ from torch import nn
 
 from facetviz.core.errors import ConfigError, FacetvizError
 from facetviz.core.settings import IMAGENET_MEAN, IMAGENET_STD
+from facetviz.model.embedded import EmbeddedCNN
 from facetviz.model.networks import (
-    EmbeddedCNN,
     Network,
     build_architecture,
     capture,

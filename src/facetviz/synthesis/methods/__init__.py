@@ -2,8 +2,9 @@
 
 Built in: the paper's `mfv` and `cbr`, the survey's baselines `plain`, `hand`, `fourier` and
 `diversity`, and its learned priors `dgn` (with `dgn_released`, the released unconstrained
-schedule) and `ppgn`; the references `mean_image`, `nearest_real` and `g_centroid` (no
-optimization), which runs score beside their methods. A
+schedule) and `ppgn`; `vit`, the recipe of Ghiasi et al. 2022 for vision transformers (not yet
+in `BUILT_IN`, the docs' and the comparison run's list); the references `mean_image`,
+`nearest_real` and `g_centroid` (no optimization), which runs score beside their methods. A
 method of your own is a module that subclasses `Method` and decorates it with `@register`,
 named in the config's `synthesis.plugins` (docs/design.md §9).
 """
@@ -21,6 +22,7 @@ from facetviz.synthesis.methods import (  # noqa: F401
     plain,
     ppgn,
     references,
+    vit,
 )
 from facetviz.synthesis.methods.base import (
     REGISTRY,
@@ -40,7 +42,7 @@ from facetviz.synthesis.methods.base import (
 
 # the methods that come with facetviz, in the order the docs list them; then the references
 BUILT_IN = (
-    *("mfv", "cbr", "plain", "hand", "fourier", "diversity"),
+    *("mfv", "cbr", "plain", "hand", "fourier", "diversity", "vit"),
     *("dgn", "dgn_released", "ppgn"),
 )
 REFERENCES = ("mean_image", "nearest_real", "g_centroid")

@@ -5,6 +5,8 @@ declares:
 - `summary`, what it does in one line (the docs' method tables);
 - `Settings`, a frozen dataclass whose field defaults are the method's defaults (the one place
   they live; `setting()` adds each field's bounds and help, from which the config is validated);
+  one with a `preset` setting has `PRESETS` (a class variable: preset -> settings), whose
+  settings a block's `preset` stands for (the keys the block sets itself win);
 - `inputs`, the extra files it needs from the pipeline (name -> path under `results/<run>/`,
   made by a rule of its own), handed to it as `context.inputs[name]` (`required_inputs` when a
   setting decides);
@@ -270,6 +272,7 @@ def method_settings(name: str, block: Mapping[str, Any] | None) -> Any:
     if error is not None:
         key = ".".join(str(part) for part in error.absolute_path)
         raise ConfigError(f"synthesis.{name}.{key}: {error.message}")
+    block = {**getattr(settings_class, "PRESETS", {}).get(block.get("preset"), {}), **block}
     # integers are valid numbers; the dataclass keeps them as floats where it declares floats
     hints = typing.get_type_hints(settings_class)
     typed = {k: float(v) if hints[k] is float else v for k, v in block.items()}
