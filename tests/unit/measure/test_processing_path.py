@@ -118,3 +118,20 @@ def test_chosen_layers_eval_mode_and_enough_real_images(network):
             processing_path(network, real, real)
     finally:
         network.module.eval()
+
+
+def test_a_vits_path_has_only_layers_that_are_called() -> None:
+    """nn.MultiheadAttention uses its out_proj's weights without calling it: a hook there would
+    never fire, so the path leaves it out, and every layer on the path gives an output."""
+    from facetviz.model.embedded import EmbeddedViT
+
+    model = EmbeddedViT().eval()
+    layers = path_layers(model)
+    assert not any("self_attention" in name for name in layers)
+    assert "encoder.layers.encoder_layer_0.mlp.0" in layers and "heads.head" in layers
+    with capture(model, layers) as outputs, torch.no_grad():
+        model(torch.rand(2, 1, 28, 28))
+    assert set(outputs) == set(layers)
+    network = Network(model, (0.5,), (0.5,))
+    result = processing_path(network, torch.rand(2, 1, 28, 28), torch.rand(6, 1, 28, 28), layers)
+    assert result.scores.shape == (2, len(layers))
