@@ -33,7 +33,9 @@ from facetviz.model.networks import (
 from facetviz.model.views import (
     check_view,
     code_view,
+    describe_shape,
     has_attention,
+    is_channels_last,
     is_token_shape,
     neuron_view,
     prior_view,
@@ -66,6 +68,7 @@ def check_run_config(config: Mapping[str, Any]) -> list[dict[str, Any]]:
     shapes = _layer_shapes(model, config, neurons, keys, input_shape)
     transformer = has_attention(model)
     _check_section_views(config, shapes, transformer)
+    _check_facet_pool(config["facets"], shapes[config["facets"]["layer"]], transformer)
     neurons = [
         _with_view(key, neuron, shapes[neuron["layer"]], transformer)
         for key, neuron in zip(keys, neurons, strict=True)
@@ -137,6 +140,33 @@ def _check_section_views(
                     f"{section}.{name}.layer: {layer!r} is a token layer {list(shapes[layer])}; "
                     f"name the tokens read: {layer}@mean (the patch mean) or {layer}@cls"
                 )
+
+
+def _check_facet_pool(facets: Mapping[str, Any], shape: tuple[int, ...], transformer: bool) -> None:
+    """facets.pool pools a conv map [C, H, W] over its positions (facets/pooling.py): refuse it
+    on codes that have none, or whose positions are not laid out as a conv map's, naming the
+    view that reads them as one."""
+    # the schema fills both keys in; a config made by hand (a caller's own) may lack them
+    pool, layer, tokens = facets.get("pool", "none"), facets["layer"], facets.get("tokens")
+    if pool == "none" or (len(shape) == 3 and not is_channels_last(shape)):
+        return
+    path, view = split_view(layer)
+    if view is None and transformer and is_token_shape(shape):
+        if tokens in ("cls", "mean"):
+            read = f"facets.tokens: {tokens} reads one vector per image, with no positions"
+        else:
+            read = f"layer {layer!r} is a token layer {list(shape)}, not a conv map"
+        fix = f"facets.layer: {path}@grid (its patch tokens as a map; facets.tokens: null)"
+    elif view is None and is_channels_last(shape):
+        read = f"layer {layer!r} gives {describe_shape(shape)}"
+        fix = f"facets.layer: {path}@nchw (the same map as [C, H, W])"
+    else:
+        read = f"layer {layer!r} gives {describe_shape(shape)}, with no positions to pool over"
+        fix = "a conv facets.layer"
+    raise ConfigError(
+        f"facets.pool: {pool} pools a conv map [C, H, W] over its positions, but {read}. "
+        f"Set facets.pool: none, or {fix}"
+    )
 
 
 def code_layers(config: Mapping[str, Any]) -> tuple[str, str | None]:

@@ -121,14 +121,16 @@ def cmd_generator(args: argparse.Namespace, settings: dict[str, Any]) -> None:
     required("--metrics"),
 )
 def cmd_generator_metrics(args: argparse.Namespace, settings: dict[str, Any]) -> None:
+    from facetviz.core.settings import PriorCheckSettings
     from facetviz.data.datasets import open_dataset
     from facetviz.measure.generator import measure_generator
 
     network = _network(settings, args.weights or None).to(_device(settings))
     dataset = _dataset(settings)
     test_set = open_dataset(dataset, dataset.training_splits[1], settings["seed"])
+    check = PriorCheckSettings.from_config(settings["check"])
     measure_generator(
-        network, test_set, args.checkpoint, args.fit, args.metrics, args.oracle or None
+        network, test_set, args.checkpoint, args.fit, args.metrics, args.oracle or None, check
     )
 
 
@@ -378,21 +380,16 @@ def cmd_metrics_figure(args: argparse.Namespace, settings: dict[str, Any]) -> No
     "the run's browsable page, index.html",
     many("--facets", "facet files, one per neuron"),
     optional("--synthesis-metrics", "synthesis/metrics.json, if any"),
+    ("--generators", {"nargs": "*", "default": [], "help": "each training tree's generator.json"}),
     required("--out"),
 )
 def cmd_index(args: argparse.Namespace, settings: dict[str, Any]) -> None:
     from facetviz.data.datasets import open_dataset
     from facetviz.report.index_page import write_index
 
-    write_index(
-        settings["run"],
-        args.facets,
-        settings["image_dirs"],
-        open_dataset(_dataset(settings), seed=settings["seed"]),
-        args.out,
-        settings["examples"],
-        args.synthesis_metrics,
-    )
+    dataset = open_dataset(_dataset(settings), seed=settings["seed"])
+    write_index(settings["run"], args.facets, settings["image_dirs"], dataset, args.out,
+                settings["examples"], args.synthesis_metrics, args.generators)  # fmt: skip
 
 
 from facetviz import stages_directions  # noqa: E402, F401  (its stages join the table)

@@ -1,6 +1,7 @@
-"""The README's Python example ("Use the stages from Python") runs as written, on small data: the
-same code, with the repository's paths made absolute, the small Fashion-MNIST as the dataset and
-random weights instead of a trained model (the example reads `make run`'s checkpoint)."""
+"""docs/python.md's example (README: "Use the stages from Python") runs as written, on small
+data: the same code, with the repository's paths made absolute, the small Fashion-MNIST as the
+dataset and random weights instead of a trained model (the example reads `make run`'s
+checkpoint)."""
 
 from __future__ import annotations
 
@@ -11,12 +12,12 @@ import h5py
 import pytest
 from conftest import REPO
 
-README = REPO / "README.md"
+EXAMPLE = REPO / "docs" / "python.md"
 
 
 def python_example() -> str:
-    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.DOTALL)
-    assert len(blocks) == 1, "README.md should hold one Python example"
+    blocks = re.findall(r"```python\n(.*?)```", EXAMPLE.read_text(), flags=re.DOTALL)
+    assert len(blocks) == 1, "docs/python.md should hold one Python example"
     return blocks[0]
 
 
@@ -33,7 +34,7 @@ def on_small_data(code: str, fashion_dir: Path) -> str:
         "data = DatasetSettings",
     }
     for old, new in swaps.items():
-        assert old in code, f"the README's example no longer contains {old}"
+        assert old in code, f"docs/python.md's example no longer contains {old}"
         code = code.replace(old, new)
     return code
 
@@ -43,7 +44,7 @@ def test_the_readmes_python_example_runs(
     tmp_path: Path, fashion_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path)
-    exec(compile(on_small_data(python_example(), fashion_dir), "README.md", "exec"), {})
+    exec(compile(on_small_data(python_example(), fashion_dir), "docs/python.md", "exec"), {})
     with h5py.File(tmp_path / "footwear.h5", "r") as facets:
         facet_count = len(facets["cluster_ids"])
     images = sorted((tmp_path / "mfv-footwear").rglob("facet_*.png"))

@@ -73,6 +73,18 @@ BAD_TOKENS = {
         [f"probes.p.layer: '{BLOCK}' is a token layer [50, 64]",
          f"{BLOCK}@mean (the patch mean)", f"{BLOCK}@cls"],
     ),
+    "facet pool on tokens read as one vector": (
+        {"facets": {"layer": BLOCK, "tokens": "mean", "pool": "mean"}},
+        ["facets.pool: mean pools a conv map [C, H, W] over its positions",
+         "facets.tokens: mean reads one vector per image, with no positions",
+         f"Set facets.pool: none, or facets.layer: {BLOCK}@grid"],
+    ),
+    "facet pool on a vector layer": (
+        {"facets": {"layer": "heads.head", "pool": "pyramid"}},
+        ["facets.pool: pyramid pools a conv map",
+         "layer 'heads.head' gives a vector [4], with no positions to pool over",
+         "Set facets.pool: none, or a conv facets.layer"],
+    ),
 }  # fmt: skip
 
 

@@ -31,6 +31,8 @@ def small_default_config(fashion_root: Path) -> dict:
     config["facets"].update(max_images=200, top_n=100, pca_dims=10, perplexity=10, min_size=3)
     config["synthesis"] = {**config.get("synthesis", {}), "steps_scale": 0.01}
     config["oracle"] = {"epochs": 1, "max_images": 1000, "min_accuracy": 0.0}
+    # the 3 passes over 600 images it had before the budget was in updates (2814 by default)
+    config["priors"]["updates"] = 30
     config["figures"] = {"examples": 2}
     return config
 

@@ -22,7 +22,7 @@ from facetviz.checks import check_dataset_files, check_run_config, code_layers  
 from facetviz.core import overlay  # noqa: E402
 from facetviz.core.errors import ConfigError  # noqa: E402
 from facetviz.core.settings import DatasetSettings  # noqa: E402
-from facetviz.data.checks import label_space  # noqa: E402
+from facetviz.data.checks import FASHION_MNIST_KINDS, label_space  # noqa: E402
 from facetviz.model.networks import missing_weights_message, weights_file  # noqa: E402
 from facetviz.synthesis import methods as synthesis_methods  # noqa: E402
 
@@ -107,10 +107,10 @@ HIDDEN_UNITS = [name for name in NEURONS if name not in CLASS_UNITS]
 GPU = {"gpu": 1} if str(config["device"]).startswith("cuda") else {}
 
 # The oracle (measure.smk) measures synthesized images. oracle.enabled null (auto): only where
-# every image has a fine label of its own dataset, i.e. Fashion-MNIST; true also trains one on
-# an ImageFolder's folders.
+# every image has a fine label of its own dataset, i.e. Fashion-MNIST and its scenes; true also
+# trains one on an ImageFolder's folders.
 ORACLE_ENABLED = (
-    config["dataset"]["kind"] == "fashion_mnist"
+    config["dataset"]["kind"] in FASHION_MNIST_KINDS
     if config["oracle"]["enabled"] is None
     else config["oracle"]["enabled"]
 )
@@ -217,10 +217,22 @@ def declared_inputs(method):
     return cls.required_inputs(configured_method_settings(method))
 
 
+# priors.check.on_poor: stop: a method that draws with the generator waits for its check
+# (the generator_metrics job), which fails where the generator is too poor, so that nothing is drawn
+# with it. `ancient`: a re-measured generator (a new threshold, a new oracle) redraws nothing.
+GENERATOR = "priors/generator.pt"
+STOP_ON_POOR_PRIOR = config["priors"]["check"]["on_poor"] == "stop"
+
+
 def method_inputs(wildcards):
-    """A method's extra input files, by name, in its training tree."""
+    """A method's extra input files, by name, in its training tree (and the generator's check
+    where the run stops on a poor generator)."""
     declared = declared_inputs(wildcards.method)
-    return {name: f"{tree_of(wildcards)}/{path}" for name, path in declared.items()}
+    tree = tree_of(wildcards)
+    inputs = {name: f"{tree}/{path}" for name, path in declared.items()}
+    if STOP_ON_POOR_PRIOR and GENERATOR in declared.values():
+        inputs["generator_checked"] = ancient(f"{tree}/priors/generator.json")
+    return inputs
 
 
 def method_input_args(wildcards, input):
@@ -306,4 +318,6 @@ def prior_settings(wildcards):
     extra = {}
     if not config["priors"]["code_layer"]:  # the generator inverts the facet layer
         extra["facet_layer"] = config["facets"]["layer"]
-    return settings(**model_settings(TRAIN_TREES[wildcards.tree]), priors=config["priors"], **extra)
+    # not its check (the generator_metrics job): a new threshold re-measures, never retrains
+    priors = {key: value for key, value in config["priors"].items() if key != "check"}
+    return settings(**model_settings(TRAIN_TREES[wildcards.tree]), priors=priors, **extra)

@@ -66,7 +66,9 @@ rule synthesis_metrics:
         " --out-csv {output.csv:q} --out-json {output.json:q} > {log:q} 2>&1"
 
 
-# How well the generator inverts the network, on the test split. Its own rule, so that the
+# How well the generator inverts the network, on the test split, checked against
+# priors.check's minimums (a warning, or with on_poor: stop a failed job that the learned-prior
+# methods' synthesis jobs wait for: common.smk, method_inputs). Its own rule, so that the
 # generator's training does not wait for the oracle (the run's longest job) and a new oracle
 # does not retrain it.
 rule generator_metrics:
@@ -79,7 +81,10 @@ rule generator_metrics:
     output:
         "{tree}/priors/generator.json",
     params:
-        settings=lambda wildcards: settings(**model_settings(TRAIN_TREES[wildcards.tree])),
+        # and the check of its figures (priors.check): changing it re-measures, never retrains
+        settings=lambda wildcards: settings(
+            **model_settings(TRAIN_TREES[wildcards.tree]), check=config["priors"]["check"]
+        ),
         oracle=lambda wildcards, input: ["--oracle", input.oracle] if input.oracle else [],
     log:
         "{tree}/logs/priors/generator_metrics.log",

@@ -154,6 +154,10 @@ rule index_page:
             f"{RESULTS}/synthesis/{{method}}/{{batch}}", method=SYNTHESIZED, batch=BATCHES
         ),
         synthesis=SYNTHESIS_METRICS or [],
+        # every training tree's generator, whose failed check (priors.check) the page shows
+        generators=(
+            [f"{tree}/priors/generator.json" for tree in TRAIN_TREES] if LEARNED_PRIOR else []
+        ),
     output:
         report(
             f"{RESULTS}/index.html",
@@ -174,4 +178,5 @@ rule index_page:
     threads: 1
     shell:
         "python -m facetviz index --threads {threads} --settings {params.settings:q}"
-        " --facets {input.facets:q} {params.synthesis:q} --out {output:q} > {log:q} 2>&1"
+        " --facets {input.facets:q} {params.synthesis:q} --generators {input.generators:q}"
+        " --out {output:q} > {log:q} 2>&1"

@@ -5,9 +5,11 @@ Layout of the file:
   layers/<layer>/<rule> [N, units] float32   every target layer, per spatial rule
                         (fc layers: rule 'value'; conv layers: 'center', 'max' and 'mean')
   labels, fine_labels, indices  [N] int64
-  attrs: model, dataset, preprocessing, facet_layer, target_layers, class and fine-class names,
-         facetviz version (JSON strings where structured); skipped_images (JSON list of the
-         files left out as unreadable, dataset.on_unreadable: skip) and skipped_count
+  attrs: model, dataset, preprocessing, facet_layer, code_shape (the facet layer's output per
+         image before flattening, e.g. [C, H, W]: what facets.pool pools over), target_layers,
+         class and fine-class names, facetviz version (JSON strings where structured);
+         skipped_images (JSON list of the files left out as unreadable, dataset.on_unreadable:
+         skip) and skipped_count
 Whole layers are stored, not single units, so adding a neuron in a stored layer reuses the file.
 
 For datasets too large for one job the pass runs in shards (contiguous ranges of the dataset,
@@ -19,6 +21,7 @@ one. What can go wrong during the pass is caught in `activation_faults`.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -45,6 +48,7 @@ from facetviz.model.networks import SPATIAL_RULES, Network, capture, unit_count,
 
 CHUNK_BYTES = 1 << 20
 STAGE = "activations"
+CODE_SHAPE_ATTR = "code_shape"
 SHARD_ATTR = "shard"
 
 
@@ -177,8 +181,11 @@ def _create_datasets(
     target_layers: list[str],
     n: int,
 ) -> tuple[h5py.Dataset, dict[str, h5py.Dataset]]:
-    """Create the datasets sized from the first batch; return handles to write through."""
-    code_dim = int(np.prod(outputs[facet_layer].shape[1:]))
+    """Create the datasets sized from the first batch; return handles to write through. The
+    codes' shape before flattening is recorded beside them (read back by `Activations`)."""
+    code_shape = [int(size) for size in outputs[facet_layer].shape[1:]]
+    out.attrs[CODE_SHAPE_ATTR] = json.dumps(code_shape)
+    code_dim = int(np.prod(code_shape))
     rows = int(min(n, max(1, CHUNK_BYTES // (2 * code_dim))))
     codes = out.create_dataset(
         "codes",
@@ -229,6 +236,22 @@ class Activations:
         self.fine_names: list[str] = json.loads(attrs["fine_names"])
         self.has_fine_labels = bool(attrs["has_fine_labels"])
         self.skipped_count = int(attrs.get(SKIPPED_COUNT_ATTR, 0))
+        self.code_shape = self._code_shape()
+
+    def _code_shape(self) -> tuple[int, ...] | None:
+        """The facet layer's output per image before flattening: as recorded, or for a file
+        from before it was recorded, a conv map [C, s, s] where the facet layer is also a
+        stored conv layer (its C channels) and C*s*s is the code's size; else None."""
+        recorded = self.file.attrs.get(CODE_SHAPE_ATTR)
+        if recorded is not None:
+            return tuple(json.loads(recorded))
+        facet_layer = self.file.attrs.get("facet_layer")
+        layer = self.file.get(f"layers/{facet_layer}") if facet_layer else None
+        if layer is None or "mean" not in layer:  # not stored, or not a conv map
+            return None
+        channels, size = layer["mean"].shape[1], self.file["codes"].shape[1]
+        side = math.isqrt(size // channels)
+        return (channels, side, side) if channels * side * side == size else None
 
     def unit(self, layer: str, unit: int, spatial: str) -> np.ndarray:
         """The activation of one unit on every image."""

@@ -160,6 +160,7 @@ class FacetSettings(Section):
     min_size: int
     compare_spaces: bool
     coverage_min_share: float
+    pool: str  # none, mean, max or pyramid: facets/pooling.py
 
 
 @dataclass(frozen=True)
@@ -230,9 +231,14 @@ class DatasetKind:
 
 DATASET_KINDS = {
     "fashion_mnist": DatasetKind(28, 1, "train", ("train", "test"), ("train", "test")),
+    # Fashion-MNIST's garments in colour scenes (data/scenes.py): a 40 px canvas keeps conv3 of
+    # the embedded CNN at 64 x 10 x 10 and its training about twice 28 px's cost
+    "fashion_scenes": DatasetKind(40, 3, "train", ("train", "test"), ("train", "test")),
     # ImageNet's evaluation input; an ImageFolder has no test split, so part of it is held out
     "image_folder": DatasetKind(224, 3, "all", ("all", "fit", "holdout"), ("fit", "holdout")),
 }
+# What fashion_scenes' keys mean when absent (the schema's x-default; a test holds them equal).
+SCENE_DEFAULTS: dict[str, Any] = {"scene_seed": 0, "garment_scale": (0.45, 0.8)}
 # ImageNet's evaluation resize (256 px before a 224 px centre crop), as a ratio.
 DEFAULT_RESIZE_RATIO = 256 / 224
 
@@ -256,6 +262,9 @@ class DatasetSettings(Section):
     on_unreadable: str | None = None
     # Left unfilled by the schema for the same reason: absent means None, which means True.
     download: bool | None = None
+    # fashion_scenes only, unfilled for the same reason: None means SCENE_DEFAULTS' value.
+    scene_seed: int | None = None
+    garment_scale: Sequence[float] | None = None
 
     def __post_init__(self) -> None:
         # the schema refuses other kinds; this catches settings made past it
@@ -301,6 +310,17 @@ class DatasetSettings(Section):
         return self.on_unreadable or "error"
 
     @property
+    def scenes_seed(self) -> int:
+        """fashion_scenes: the seed of every scene (dataset.scene_seed; not the run's seed)."""
+        return SCENE_DEFAULTS["scene_seed"] if self.scene_seed is None else self.scene_seed
+
+    @property
+    def garment_scale_range(self) -> tuple[float, float]:
+        """fashion_scenes: the smallest and largest garment side, as shares of the canvas's."""
+        low, high = self.garment_scale or SCENE_DEFAULTS["garment_scale"]
+        return float(low), float(high)
+
+    @property
     def download_allowed(self) -> bool:
         """Fashion-MNIST: whether a job may download it when no copy is found (dataset.download)."""
         return self.download is not False
@@ -341,7 +361,8 @@ class PriorSettings(Section):
     section = "priors"
     code_layer: str | None  # null: the facet layer
     images: int | None  # training images (a seeded subset of the training split; null: all)
-    epochs: float
+    updates: int  # the generator's training budget, in batches
+    epochs: float | None  # where set, passes over the images instead (`updates` then unused)
     batch_size: int
     lr: float
     width: int
@@ -353,4 +374,16 @@ class PriorSettings(Section):
     adversarial_weight: float
     dae_sigma: float
     dae_hidden: int
-    dae_epochs: float
+    dae_updates: int
+    dae_epochs: float | None
+
+
+@dataclass(frozen=True)
+class PriorCheckSettings(Section):
+    """The trained generator's quality check (rule generator_metrics): minimums of its figures
+    on the test split, and what falling below one does (warn or stop)."""
+
+    section = "priors.check"
+    accuracy: float  # the oracle's accuracy on the reconstructions, where the run has an oracle
+    code_cosine: float  # mean cosine of E(G(E(x))) to E(x)
+    on_poor: str  # warn | stop

@@ -25,6 +25,10 @@ from facetviz.data.fashion_mnist import (
     check_fashion_mnist_root,
 )
 
+# the kinds whose images and labels are Fashion-MNIST's (its scenes redraw the pixels only)
+FASHION_MNIST_KINDS = ("fashion_mnist", "fashion_scenes")
+MIN_GARMENT_SIDE = 8  # px: a smaller Fashion-MNIST garment loses its class
+
 
 def input_spec(settings: DatasetSettings) -> tuple[tuple[int, int, int], tuple[str, ...]]:
     """(model input shape, class names) from the config alone, cheap enough for parse time."""
@@ -33,7 +37,7 @@ def input_spec(settings: DatasetSettings) -> tuple[tuple[int, int, int], tuple[s
 
 def label_space(settings: DatasetSettings) -> LabelSpace:
     """The dataset's classes and fine classes from the config alone (the folders' names)."""
-    if settings.kind == "fashion_mnist":
+    if settings.kind in FASHION_MNIST_KINDS:
         fine_names: Sequence[str] = FASHION_MNIST_CLASSES
     else:
         root = image_folder_root(settings.root)
@@ -64,9 +68,10 @@ def check_dataset(settings: DatasetSettings, classes: dict[int, str] | None = No
     kind, split = settings.kind, settings.split
     splits = settings.kind_defaults.splits
     _check_resize(settings)
+    _check_scenes(settings)
     if split is not None and split not in splits:
         raise ConfigError(f"dataset.split: {kind} has splits {', '.join(splits)}, not {split!r}")
-    if kind == "fashion_mnist":
+    if kind in FASHION_MNIST_KINDS:
         if settings.root:
             check_fashion_mnist_root(Path(settings.root))
         else:  # Debian's copy, an earlier download, or (where allowed) a download in a job
@@ -80,6 +85,32 @@ def check_dataset(settings: DatasetSettings, classes: dict[int, str] | None = No
             f"image files end in {', '.join(sorted(IMAGE_EXTENSIONS))})"
         )
     _check_classes_have_images(root, folders, settings.label_map, classes or {})
+
+
+def _check_scenes(settings: DatasetSettings) -> None:
+    """The scene keys belong to fashion_scenes, and its garments fit on the canvas."""
+    for key in ("scene_seed", "garment_scale"):
+        if getattr(settings, key) is not None and settings.kind != "fashion_scenes":
+            raise ConfigError(
+                f"dataset.{key}: only dataset.kind fashion_scenes draws scenes; this run's "
+                f"kind is {settings.kind}. Remove dataset.{key}, or set dataset.kind: "
+                "fashion_scenes."
+            )
+    if settings.kind != "fashion_scenes":
+        return
+    (low, high), side = settings.garment_scale_range, settings.input_size
+    if low > high:
+        raise ConfigError(
+            f"dataset.garment_scale: [{low}, {high}] is [smallest, largest] share of the "
+            f"canvas; the smallest is larger. Use [{high}, {low}]."
+        )
+    if round(low * side) < MIN_GARMENT_SIDE:
+        raise ConfigError(
+            f"dataset.garment_scale: the smallest garment, {low} of the {side} px canvas, is "
+            f"under {MIN_GARMENT_SIDE} px, too small to tell its class. Raise "
+            f"dataset.garment_scale's first value to {MIN_GARMENT_SIDE / side:.2f} or more, or "
+            "dataset.image_size."
+        )
 
 
 def _check_resize(settings: DatasetSettings) -> None:

@@ -1,4 +1,5 @@
-"""Datasets: Fashion-MNIST and ImageFolder trees, with optional merging of classes.
+"""Datasets: Fashion-MNIST, its garments in colour scenes, and ImageFolder trees, with optional
+merging of classes.
 
 Every item is `(pixels, label, fine_label, index)`: pixels in [0, 1] at the model's input size
 (normalization belongs to the model), the (possibly merged) class, the original class, and the
@@ -370,6 +371,8 @@ def holdout_split(n: int, share: float, seed: int) -> dict[str, np.ndarray]:
     return {"fit": np.sort(order[n_holdout:]), "holdout": np.sort(order[:n_holdout])}
 
 
+# fashion_scenes joins from data/scene_data.py (imported by the package), which builds on
+# FashionMNISTData
 DATASETS: dict[str, type[FacetDataset]] = {
     "fashion_mnist": FashionMNISTData,
     "image_folder": ImageFolderData,
@@ -381,6 +384,7 @@ def open_dataset(
 ) -> FacetDataset:
     """The configured dataset; `split` defaults to the one the config visualizes.
 
-    Fashion-MNIST's splits are train and test; an ImageFolder's are all, fit and holdout.
+    Fashion-MNIST's splits (and its scenes') are train and test; an ImageFolder's are all, fit
+    and holdout.
     """
     return DATASETS[settings.kind](settings, split or settings.visualized_split, seed)

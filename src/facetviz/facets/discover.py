@@ -3,7 +3,9 @@ images.
 
 Facets are ranked by size: facet 0 is the largest cluster. Clusters smaller than
 facets.min_size are dropped (logged). Clustering on the PCA codes instead of the t-SNE map
-(facets.space: pca) lets a user measure whether the paper's t-SNE step matters.
+(facets.space: pca) lets a user measure whether the paper's t-SNE step matters. A conv facet
+layer's codes may be pooled over space first (facets.pool, facets/pooling.py), so that facets
+ignore where an object sits; the record's code centroids stay in the raw codes.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from facetviz.core.settings import FacetSettings, Neuron
 from facetviz.data.datasets import FacetDataset
 from facetviz.directions.readouts import resolve_neuron, resolve_readout
 from facetviz.facets.metrics import ground_truth
+from facetviz.facets.pooling import pool_codes
 from facetviz.facets.record import FacetRecord
 from facetviz.model.readout import Readout
 
@@ -163,6 +166,7 @@ class Selection:
 
     rows: np.ndarray
     codes: np.ndarray  # [n, D] facet-layer codes, float32
+    code_shape: tuple[int, ...] | None  # a code before flattening ([C, H, W]); None: unknown
     unit_values: np.ndarray
     dataset_indices: np.ndarray
     fine_labels: np.ndarray
@@ -184,6 +188,7 @@ def read_selection(
         return Selection(
             rows=rows,
             codes=activations.codes(rows),
+            code_shape=activations.code_shape,
             unit_values=values[rows],
             dataset_indices=activations.indices[rows],
             fine_labels=activations.fine_labels[rows],
@@ -201,19 +206,20 @@ def find_facets(
     seed: int,
     readout: Readout | None = None,
 ) -> FacetRecord:
-    """Cluster the selection into facets (PCA -> t-SNE -> k-means) and build the facet record."""
+    """Cluster the selection into facets ([pool ->] PCA -> t-SNE -> k-means) and build the facet
+    record."""
+    features = clustered_codes(selection, settings)
     log.info(
-        "%s: clustering %d images (%d-d codes) by PCA(%d) -> %s -> k-means(%d)",
+        "%s: clustering %d images (%d-d codes%s) by PCA(%d) -> %s -> k-means(%d)",
         neuron.name,
         len(selection.rows),
-        selection.codes.shape[1],
+        features.shape[1],
+        "" if settings.pool == "none" else f", {settings.pool}-pooled over space",
         settings.pca_dims,
         "t-SNE(2)" if settings.space == "tsne" else "(no t-SNE)",
         settings.k,
     )
-    points, view = embed(
-        selection.codes, settings.pca_dims, settings.perplexity, seed, settings.space
-    )
+    points, view = embed(features, settings.pca_dims, settings.perplexity, seed, settings.space)
     facets = cluster(points, settings.k, settings.m, settings.min_size, seed)
     _log_dropped(neuron.name, facets, settings)
     k = len(facets.sizes)
@@ -233,7 +239,8 @@ def find_facets(
         assignment=facets.assignment,
         cluster_ids=facets.cluster_ids,
         centroids=facets.centroids,
-        # the facet in the facet layer itself: mfv's facet-keeping term pulls towards it
+        # the facet in the facet layer itself, raw whatever facets.pool: mfv's facet-keeping
+        # term pulls an image's raw code in that layer towards it
         code_centroids=code_centroids(selection.codes, facets.assignment, k),
         embedding_centroids=np.stack([view[m].mean(0) for m in members]).astype(np.float32),
         nearest=facets.nearest,
@@ -249,6 +256,11 @@ def find_facets(
         readout_weights=None if readout is None else readout.weights,
         readout=None if readout is None else readout.describe(),
     )
+
+
+def clustered_codes(selection: Selection, settings: FacetSettings) -> np.ndarray:
+    """[n, d] what PCA sees: the selection's codes, pooled over space as facets.pool says."""
+    return pool_codes(selection.codes, selection.code_shape, settings.pool)
 
 
 def _log_dropped(name: str, facets: Facets, settings: FacetSettings) -> None:
@@ -286,6 +298,8 @@ def summarize(
         # unreadable images the forward pass left out (dataset.on_unreadable: skip), of all classes
         "skipped_images": selection.skipped_images,
         "space": record.space,
+        # only where set, so that a run without a pool keeps its summaries as they were
+        **({"pool": settings.pool} if settings.pool != "none" else {}),
         "clusters": settings.k,
         "dropped_clusters": int(
             np.sum(np.bincount(record.clusters, minlength=settings.k) < settings.min_size)
@@ -294,7 +308,8 @@ def summarize(
         "facets": [_facet_entry(record, facet) for facet in range(record.facet_count)],
     }
     if record.has_fine_labels:
-        summary["ground_truth"] = _ground_truth_by_space(selection.codes, record, settings, seed)
+        features = clustered_codes(selection, settings)
+        summary["ground_truth"] = _ground_truth_by_space(features, record, settings, seed)
     return summary
 
 
@@ -333,13 +348,8 @@ def discover(
     summary = summarize(record, selection, settings, seed, seconds)
     record.write(out_h5)
     write_json(out_json, summary)
-    log.info(
-        "%s: %d facets in %.1f s, sizes %s",
-        neuron.name,
-        record.facet_count,
-        seconds,
-        record.sizes.tolist(),
-    )
+    log.info("%s: %d facets in %.1f s, sizes %s", neuron.name, record.facet_count, seconds,
+             record.sizes.tolist())  # fmt: skip
     for scores in summary.get("ground_truth", []):
         log.info(
             "%s: %s%s purity %.3f, NMI %.3f, ARI %.3f, coverage %d/%d (%s)",
@@ -357,10 +367,10 @@ def discover(
 
 
 def _ground_truth_by_space(
-    codes: np.ndarray, record: FacetRecord, settings: FacetSettings, seed: int
+    features: np.ndarray, record: FacetRecord, settings: FacetSettings, seed: int
 ) -> list[dict[str, Any]]:
-    """Scores of the facets found, and, with facets.compare_spaces, of clustering in the other
-    space (t-SNE or PCA codes) with the same k, seed and pruning."""
+    """Scores of the facets found and, with facets.compare_spaces, of clustering `features` (the
+    codes as facets.pool leaves them) in the other space with the same k, seed and pruning."""
     min_share = settings.coverage_min_share
     fine, names = record.fine_labels, record.fine_names
     results = [
@@ -369,10 +379,22 @@ def _ground_truth_by_space(
     ]
     if settings.compare_spaces:
         other = "pca" if record.space == "tsne" else "tsne"
-        points, _view = embed(codes, settings.pca_dims, settings.perplexity, seed, other)
-        alt = cluster(points, settings.k, settings.m, settings.min_size, seed)
-        results.append(
-            {"space": other, "used": False}
-            | ground_truth(alt.clusters, alt.assignment, fine, names, min_share)
-        )
+        scores = space_scores(features, fine, names, settings, seed, other)
+        results.append({"space": other, "used": False} | scores)
     return results
+
+
+def space_scores(
+    features: np.ndarray,
+    fine: np.ndarray,
+    fine_names: list[str],
+    settings: FacetSettings,
+    seed: int,
+    space: str,
+) -> dict[str, Any]:
+    """Scores against the fine labels of clustering `features` in `space` as `find_facets` does."""
+    points, _view = embed(features, settings.pca_dims, settings.perplexity, seed, space)
+    facets = cluster(points, settings.k, settings.m, settings.min_size, seed)
+    return ground_truth(
+        facets.clusters, facets.assignment, fine, fine_names, settings.coverage_min_share
+    )

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +67,31 @@ class Discriminator(nn.Module):
 
     def forward(self, images: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
         return self.head(torch.cat([self.body(images * 2 - 1), codes], 1)).squeeze(1)
+
+
+@dataclass(frozen=True)
+class Budget:
+    """How many updates a prior trains for, and the config key that set the number."""
+
+    updates: int
+    key: str  # priors.updates, or priors.epochs where set (and the same for the DAE)
+    passes: float  # what it comes to in passes over the training images
+
+    def __str__(self) -> str:
+        return f"{self.updates} updates ({self.key}; {self.passes:.3g} passes over the images)"
+
+
+def budget(settings: PriorSettings, count: int, dae: bool = False) -> Budget:
+    """The updates of the generator (of the DAE with `dae`) on `count` training images: a fixed
+    number (priors.updates), so that a small data set gets as many as a large one and as good a
+    prior, unless priors.epochs is set, which keeps its older meaning of passes over them."""
+    prefix = "priors.dae_" if dae else "priors."
+    epochs = settings.dae_epochs if dae else settings.epochs
+    per_pass = math.ceil(count / settings.batch_size)
+    if epochs is None:
+        updates = settings.dae_updates if dae else settings.updates
+        return Budget(updates, f"{prefix}updates", updates / per_pass)
+    return Budget(max(1, round(epochs * per_pass)), f"{prefix}epochs", epochs)
 
 
 def _batches(count: int, batch_size: int, generator: torch.Generator) -> Iterator[torch.Tensor]:
@@ -127,7 +153,7 @@ def fit_generator(
     optimizer_d = (
         torch.optim.Adam(D.parameters(), lr=settings.lr, betas=(0.5, 0.999)) if D else None
     )
-    steps = max(1, round(settings.epochs * math.ceil(len(images) / settings.batch_size)))
+    steps = budget(settings, len(images)).updates
     # cosine decay to a tenth of the rate: most of the gain comes early, the end settles
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: 0.1 + 0.45 * (1 + math.cos(math.pi * min(s, steps) / steps))
@@ -154,7 +180,7 @@ def fit_dae(codes: torch.Tensor, settings: PriorSettings, seed: int) -> CodeDAE:
     dae = CodeDAE(codes.shape[1], settings.dae_hidden, settings.dae_sigma)
     dae.std.copy_(codes.std(0).clamp_min(1e-6))
     optimizer = torch.optim.Adam(dae.parameters(), lr=1e-3)
-    steps = max(1, round(settings.dae_epochs * math.ceil(len(codes) / settings.batch_size)))
+    steps = budget(settings, len(codes), dae=True).updates
     generator = torch.Generator().manual_seed(seed)
     batches = _batches(len(codes), settings.batch_size, generator)
     for _ in range(steps):
@@ -254,14 +280,16 @@ def train_generator(
     from facetviz.core.io import write_json
 
     images = training_images(fit_set, settings.images, seed)
-    log.info("generator: %d training images, codes of %s, %g epochs", len(images), code_layer,
-             settings.epochs)  # fmt: skip
+    steps = budget(settings, len(images))
+    log.info("generator: %d training images, codes of %s, %s", len(images), code_layer, steps)
     G, seconds = timed(fit_generator, network, images, code_layer, settings, seed)
     fit = {
         "code_layer": code_layer,
         "architecture": "upconv" if isinstance(G.body, UpconvGenerator) else "small",
         "train_images": len(images),
-        "epochs": settings.epochs,
+        "updates": steps.updates,
+        "updates_from": steps.key,
+        "passes": round(steps.passes, 3),
         "seconds": round(seconds, 1),
     }
     save_prior(checkpoint, G, {"code_layer": code_layer})
@@ -279,5 +307,7 @@ def train_code_prior(
 ) -> None:
     """Train the DAE on the codes of the generator's training images."""
     codes = encode(network, training_images(fit_set, settings.images, seed), code_layer)
+    log.info("code prior: %d training codes of %s, %s", len(codes), code_layer,
+             budget(settings, len(codes), dae=True))  # fmt: skip
     dae, _seconds = timed(fit_dae, codes, settings, seed)
     save_prior(checkpoint, dae, {"code_layer": code_layer})

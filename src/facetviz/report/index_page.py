@@ -43,6 +43,7 @@ img { width: SHOWNpx; height: auto; image-rendering: pixelated; display: block; 
 td.real { white-space: nowrap; }
 td.real img { display: inline-block; margin: 1px; width: 56px; }
 .small { color: #666; font-size: 0.8em; }
+.warning { border: 2px solid #c60; background: #fff4e5; padding: 0.6em 1em; margin: 1em 0; }
 """.replace("SHOWN", str(SHOWN_PIXELS))
 
 # Counts, per neuron, the images the browser has decoded: the test of the page reads them back.
@@ -113,6 +114,22 @@ def _metrics_table(metrics: Mapping[str, Any]) -> str:
     )
 
 
+def _prior_warnings(generator_metrics: Sequence[str | Path]) -> str:
+    """A warning box for each training tree whose generator failed its check (priors.check),
+    with the message the generator_metrics job logged; nothing where every one passed."""
+    boxes = []
+    for path in generator_metrics:
+        check = read_json(path, "generator-metrics").get("check") or {"passed": True}
+        if not check["passed"]:
+            tree = Path(path).parent.parent  # <tree>/priors/generator.json
+            boxes.append(
+                f"<div class='warning' role='alert' data-check='{html.escape(str(tree))}'>"
+                f"<strong>Warning: the learned prior of {html.escape(str(tree))} failed its "
+                f"check.</strong> {html.escape(check['message'])}</div>"
+            )
+    return "".join(boxes)
+
+
 def _neuron_section(
     facets: FacetRecord,
     images: Mapping[str, SynthesisRecord],
@@ -163,8 +180,10 @@ def write_index(
     out_path: str | Path,
     examples: int = 4,
     synthesis_metrics: str | Path | None = None,
+    generator_metrics: Sequence[str | Path] = (),
 ) -> None:
-    """Write the page; `synthesis_dirs[method]` follows `facets_paths` (one folder per neuron)."""
+    """Write the page; `synthesis_dirs[method]` follows `facets_paths` (one folder per neuron).
+    `generator_metrics`: each training tree's generator.json, whose failed check is shown."""
     metrics = read_json(synthesis_metrics, "synthesis_metrics") if synthesis_metrics else None
     oracle = _oracle_classes(metrics)
     sections, names = [], []
@@ -184,7 +203,7 @@ def write_index(
         f"<h1>facetviz run &ldquo;{html.escape(run)}&rdquo;</h1>"
         f"<p>{len(names)} neurons; methods: {html.escape(', '.join(synthesis_dirs))}. "
         "Figures in PNG and PDF are in <code>figures/</code> beside this page.</p>"
-        f"<nav>{navigation}</nav>"
+        f"{_prior_warnings(generator_metrics)}<nav>{navigation}</nav>"
         f"{_metrics_table(metrics) if metrics else ''}"
         f"{''.join(sections)}<script>{SCRIPT}</script></body></html>"
     )
