@@ -59,7 +59,8 @@ def main() -> int:
             oracle = RESULTS / "oracle" / "oracle.pt"
             metrics = measure_generator(network, test_set, *files, oracle)
             rows.append((name, metrics))
-    print(f"{priors.images} training images, {priors.epochs} epochs, {args.threads} thread(s)")
+    budget = f"{priors.epochs} epochs" if priors.epochs else f"{priors.updates} updates"
+    print(f"{priors.images} training images, {budget}, {args.threads} thread(s)")
     heads = ("oracle acc.", "code cos", "pixel mse", "train s")
     print(f"{'code layer / variant':<44} " + " ".join(f"{h:>11}" for h in heads))
     for name, m in rows:
