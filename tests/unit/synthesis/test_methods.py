@@ -72,6 +72,21 @@ def test_mfv_starts_from_the_mean_images_and_cbr_from_gray(random_network: Netwo
     assert abs(float(gray.mean()) - 175 / 255) < 0.01 and 0.02 < float(gray.std()) < 0.05
 
 
+def test_mfv_start_nearest_starts_from_the_nearest_real_images(random_network: Network) -> None:
+    """`start: nearest` starts where the nearest_real reference stands, and raises the unit."""
+    # smooth starts, as the mean images are (the TV step would first smooth a noise start)
+    task = make_task()
+    task = replace(task, nearest_images=task.mean_images.flip(0))
+    result, start = run("mfv", random_network, task, 0.04, start="nearest")
+    assert torch.equal(start, task.nearest_images)
+    objective, forward = units(task.units), Forward(random_network)
+    with torch.no_grad():
+        gain = forward(objective, result.images) - forward(objective, start)
+    assert (gain > 0).float().mean() >= 0.75, gain
+    with pytest.raises(ConfigError, match=r"synthesis.mfv.start: 'medoid' is not one of"):
+        methods.method_settings("mfv", {"start": "medoid"})
+
+
 def test_diversity_term_spreads_a_units_images(random_network: Network) -> None:
     """The same unit and start for 4 images: with the term their codes end up less alike."""
 

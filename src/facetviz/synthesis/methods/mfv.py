@@ -19,6 +19,8 @@ from facetviz.synthesis.param import Canvas
 from facetviz.synthesis.render import Result, octave_ascent
 from facetviz.synthesis.schedules import MFV, Octave, scaled
 
+STARTS = ("mean", "nearest")
+
 
 @dataclass(frozen=True)
 class OctaveSettings:
@@ -40,6 +42,12 @@ class Settings(OctaveSettings):
         "activation × the cosine distance of the image's facets.layer code to its facet's "
         "centroid code; 0 is the paper's objective",
         minimum=0,
+    )
+    start: str = setting(
+        "mean",
+        "start image: the facet's mean image (the paper's) or its real image nearest the "
+        "facet's centroid (keeps one member's layout where the members' mean blurs)",
+        enum=list(STARTS),
     )
 
 
@@ -66,7 +74,7 @@ class Mfv(Method):
     schedule: ClassVar[tuple[Octave, ...]] = MFV
 
     def parameterization(self, task: Task) -> Canvas:
-        return Canvas(task.mean_images)
+        return Canvas(task.nearest_images if self.settings.start == "nearest" else task.mean_images)
 
     def objective(self, task: Task) -> Mapping[str, Objective]:
         objectives = octave_objectives(task)
