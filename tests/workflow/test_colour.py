@@ -59,7 +59,8 @@ def test_colour_config_runs_end_to_end(tmp_path: Path, real_fashion_mnist: Path)
     )
     for neuron in config["neurons"]:
         name = neuron["name"]
-        assert json.loads((results / "facets" / f"{name}.json").read_text())["facets"], name
+        summary = json.loads((results / "facets" / f"{name}.json").read_text())
+        assert summary["facets"] and summary["pool"] == "max", name  # the config's pooled codes
         record = FacetRecord.read(results / "facets" / f"{name}.h5")
         nearest = every_scene.positions_of(record.nearest_dataset_indices[:, 0])
         assert record.nearest_images.shape[1:] == (3, 40, 40)
@@ -70,6 +71,8 @@ def test_colour_config_runs_end_to_end(tmp_path: Path, real_fashion_mnist: Path)
             folder = results / "synthesis" / method / "batch-000" / name
             with h5py.File(folder / "images.h5", "r") as handle:
                 assert handle["images"].shape[1:] == (3, 40, 40)
+                if method == "mfv":  # mfv.start: nearest, the config's
+                    np.testing.assert_allclose(handle["init"][:], record.nearest_images, atol=1e-6)
     generator = json.loads((results / "priors" / "generator.json").read_text())
     assert generator["code_layer"] == "features.7"
     metrics = json.dumps(json.loads((results / "synthesis" / "metrics.json").read_text()))
