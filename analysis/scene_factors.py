@@ -61,13 +61,14 @@ def main() -> int:
     if not hasattr(dataset, "scenes"):
         sys.exit(f"{args.config} is not a fashion_scenes config (dataset.kind)")
     rng = np.random.default_rng(0)
-    print("| unit | fine class | " + " | ".join(scene_factors(dataset.scenes, [0])) + " |")
-    for unit in args.units:
+    for position, unit in enumerate(args.units):
         record = FacetRecord.read(args.run / "facets" / f"{unit}.h5")
         kept = record.assignment >= 0
         facets = record.assignment[kept]
         factors = {"fine class": record.fine_labels[kept]}
         factors |= scene_factors(dataset.scenes, record.dataset_indices[kept])
+        if position == 0:
+            print("| unit | " + " | ".join(factors) + " |")
         cells = []
         for values in factors.values():
             chance = np.mean([nmi(values, rng.permutation(facets)) for _ in range(args.shuffles)])
