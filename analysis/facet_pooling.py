@@ -132,10 +132,17 @@ def check_against_run(tree: Path, unit: str, none: dict[str, Any] | None) -> Non
             print(f"  {unit} none {scores['space']}: {word} the run's own facets ({summary})")
 
 
+def interval_cell(values: list[float]) -> str:
+    """The mean of `values` and its 95 % bootstrap interval, as a table cell."""
+    from facetviz.evaluation.intervals import summarize
+
+    summary = summarize(values)
+    return f"{summary.mean:.3f} [{summary.low:.3f}, {summary.high:.3f}]"
+
+
 def print_table(per_seed: dict[int, dict[str, Any]], units: list[str], pools: list[str]) -> None:
     """One row per unit, pool and space: each seed's purity / NMI / coverage, then each
     metric's mean [95 % interval] over the seeds."""
-    from facetviz.evaluation.intervals import summarize
 
     seeds = list(per_seed)
     spaces = list(next(iter(per_seed.values()))[units[0]][pools[0]])
@@ -151,9 +158,7 @@ def print_table(per_seed: dict[int, dict[str, Any]], units: list[str], pools: li
                     f"{len(r['covered'])}/{len(r['fine_classes'])}"
                     for r in rows
                 ]
-                for metric in METRICS:
-                    summary = summarize([r[metric] for r in rows])
-                    cells.append(f"{summary.mean:.3f} [{summary.low:.3f}, {summary.high:.3f}]")
+                cells += [interval_cell([r[metric] for r in rows]) for metric in METRICS]
                 print(f"| {unit} | {pool} | {space} | " + " | ".join(cells) + " |")
 
 

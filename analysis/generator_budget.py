@@ -3,6 +3,8 @@ updates, a generator trained on a finished run's model and measured and checked 
 generator_metrics does (its oracle, the test split, `priors.check`).
 
     .venv/bin/python analysis/generator_budget.py --run results/default --updates 1 30 228 600
+    .venv/bin/python analysis/generator_budget.py --config config/colour.yaml \\
+        --run results/colour --updates 5628 11256
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import torch
 import yaml
 from snakemake.utils import validate
 
+from facetviz.core.overlay import resolve
 from facetviz.core.settings import DatasetSettings, ModelSettings, PriorCheckSettings, PriorSettings
 from facetviz.data.checks import input_spec
 from facetviz.data.datasets import open_dataset
@@ -35,7 +38,8 @@ def main() -> None:
     parser.add_argument("--updates", type=int, nargs="+", required=True)
     args = parser.parse_args()
     torch.set_num_threads(1)  # as the generator's job runs
-    config = yaml.safe_load(Path(args.config).read_text())
+    # an overlay (`base:`, config/colour.yaml) as the workflow resolves it
+    config = resolve(yaml.safe_load(Path(args.config).read_text()), REPO)
     validate(config, str(REPO / "workflow/schemas/config.schema.yaml"))
     dataset = DatasetSettings.from_config(config["dataset"])
     shape, names = input_spec(dataset)
