@@ -29,8 +29,13 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "analysis"))
-CODES = ("cnn", "oracle")
-SCORES = ("purity", "nmi", "coverage", "probe")
+CLUSTER_SCORES = ("purity", "nmi", "coverage")
+SCORES = (*CLUSTER_SCORES, "probe")
+# --scalings: the CNN's codes rescaled before PCA, each an extra row (docs/results.md §10.6)
+SCALINGS = {
+    "unit length": lambda f: f / (np.linalg.norm(f, axis=1, keepdims=True) + 1e-8),
+    "standardized": lambda f: (f - f.mean(0)) / (f.std(0) + 1e-8),
+}
 
 
 def probe_accuracy(features: np.ndarray, fine: np.ndarray, seed: int) -> float:
@@ -45,20 +50,24 @@ def probe_accuracy(features: np.ndarray, fine: np.ndarray, seed: int) -> float:
     return float(cross_val_score(probe, features, fine, cv=folds).mean())
 
 
-def oracle_codes(tree: Path, config: dict[str, Any], seed: int, indices: np.ndarray) -> np.ndarray:
-    """The tree's oracle's penultimate features of the images of these dataset indices."""
+def oracle_reader(tree: Path, config: dict[str, Any], seed: int):
+    """A function from dataset indices to the tree's oracle's penultimate features of those
+    images (the dataset and the oracle opened once per tree)."""
     from facetviz.core.settings import DatasetSettings
     from facetviz.data.datasets import open_dataset
     from facetviz.measure.oracle import load_oracle
     from facetviz.measure.plausibility import oracle_features
 
     dataset = open_dataset(DatasetSettings.from_config(config["dataset"]), None, seed)
-    pixels = dataset.pixels(dataset.positions_of(indices))
     oracle, _classes = load_oracle(tree / "oracle" / "oracle.pt")
-    return oracle_features(oracle, pixels).numpy()
+    return lambda indices: oracle_features(
+        oracle, dataset.pixels(dataset.positions_of(indices))
+    ).numpy()
 
 
-def measure_tree(tree: Path, seed: int, config: dict[str, Any], units: list[str]) -> dict:
+def measure_tree(
+    tree: Path, seed: int, config: dict[str, Any], units: list[str], scalings: bool
+) -> dict:
     """{unit: {code: scores}} for one training tree."""
     from facet_pooling import class_unit
 
@@ -69,19 +78,20 @@ def measure_tree(tree: Path, seed: int, config: dict[str, Any], units: list[str]
     settings = FacetSettings.from_config(config["facets"])
     with Activations(tree / "activations.h5") as activations:
         class_names = activations.class_names
+    oracle_codes = oracle_reader(tree, config, seed)
     results: dict[str, Any] = {}
     for name in units:
         selection = read_selection(tree / "activations.h5", class_unit(config, name, class_names),
                                    settings, seed)  # fmt: skip
-        features = {
-            "cnn": clustered_codes(selection, settings),
-            "oracle": oracle_codes(tree, config, seed, selection.dataset_indices),
-        }
+        cnn = clustered_codes(selection, settings)
+        features = {"cnn": cnn, "oracle": oracle_codes(selection.dataset_indices)}
+        if scalings:
+            features |= {f"cnn, {key}": scale(cnn) for key, scale in SCALINGS.items()}
         fine = selection.fine_labels
         results[name] = {}
         for code, values in features.items():
             found = space_scores(values, fine, selection.fine_names, settings, seed, settings.space)
-            scores = {score: found[score] for score in SCORES[:-1]}
+            scores = {score: found[score] for score in CLUSTER_SCORES}
             scores["probe"] = probe_accuracy(values, fine, seed)
             results[name][code] = scores
             print(f"{tree} {name} {code} ({values.shape[1]}-d): "
@@ -95,7 +105,7 @@ def print_table(per_tree: list[dict], units: list[str]) -> None:
     print("\n| unit | codes | " + " | ".join(SCORES) + " |")
     print("|" + " --- |" * (2 + len(SCORES)))
     for unit in units:
-        for code in CODES:
+        for code in per_tree[0][unit]:
             cells = [interval_cell([tree[unit][code][s] for tree in per_tree]) for s in SCORES]
             print(f"| {unit} | {code} | " + " | ".join(cells) + " |")
 
@@ -105,6 +115,9 @@ def main() -> int:
     parser.add_argument("runs", type=Path, nargs="+", help="training trees (activations, oracle)")
     parser.add_argument("--config", type=Path, default=REPO / "config" / "config.yaml")
     parser.add_argument("--units", nargs="+", default=["footwear", "tops", "trouser-dress"])
+    parser.add_argument(
+        "--scalings", action="store_true", help="also cluster the CNN's codes scaled (SCALINGS)"
+    )
     args = parser.parse_args()
     from facet_pooling import run_config, training_seed
     from threadpoolctl import threadpool_limits
@@ -115,7 +128,8 @@ def main() -> int:
     per_tree = []
     with threadpool_limits(1):  # as the facets rule runs: t-SNE's map depends on it
         for tree in args.runs:
-            per_tree.append(measure_tree(tree, training_seed(tree, config), config, args.units))
+            seed = training_seed(tree, config)
+            per_tree.append(measure_tree(tree, seed, config, args.units, args.scalings))
     print_table(per_tree, args.units)
     return 0
 

@@ -143,7 +143,6 @@ def interval_cell(values: list[float]) -> str:
 def print_table(per_seed: dict[int, dict[str, Any]], units: list[str], pools: list[str]) -> None:
     """One row per unit, pool and space: each seed's purity / NMI / coverage, then each
     metric's mean [95 % interval] over the seeds."""
-
     seeds = list(per_seed)
     spaces = list(next(iter(per_seed.values()))[units[0]][pools[0]])
     head = " | ".join(f"seed {s} P / NMI / cov" for s in seeds)
